@@ -1,0 +1,108 @@
+"""K independently initialised copies of one hybrid model, trained as a single model.
+
+The K members' parameters are stacked along a new leading dimension (the member dimension), and
+the member's ``forward`` is mapped over it with ``torch.func.vmap`` + ``functional_call``. An
+ODE batch of shape (K, B, d) is then integrated by **one** ``odeint`` call, so the per-step
+Python and solver overhead is paid once for all K seeds (on a GPU: one kernel instead of K).
+
+Members never interact: the training loss is the *sum* of the members' losses, so each member's
+gradient is exactly the gradient it would get alone; Adam acts element-wise; SAM takes one norm
+per member (``SAM(..., member_dim=0)``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from .hybrid import HybridModel, integrate
+from .runtime import seed_everything
+
+
+class Ensemble(nn.Module):
+    """Stack ``members`` (same class and shapes) into one model with a member dimension 0.
+
+    ``ensemble.model`` is a copy of the first member whose every parameter has shape (K, ...);
+    ``physics_parameters()``, ``ml_parameters()`` and ``theta()`` therefore work as on one
+    member and return stacked tensors (θ values of shape (K,)).
+    """
+
+    def __init__(self, members: Sequence[HybridModel]) -> None:
+        super().__init__()
+        if len(members) == 0:
+            raise ValueError("an ensemble needs at least one member")
+        if any(True for _ in members[0].buffers()):
+            raise ValueError(
+                "ensemble members must not have buffers (e.g. BatchNorm running statistics): "
+                "they would be updated by both SAM passes. Use normalisation without running "
+                "statistics"
+            )
+        names = [n for n, _ in members[0].named_parameters()]
+        for m in members[1:]:
+            if [n for n, _ in m.named_parameters()] != names:
+                raise ValueError("ensemble members must have the same parameters")
+        self.model = copy.deepcopy(members[0])
+        for name in names:
+            stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in members])
+            module_name, _, attr = name.rpartition(".")
+            owner = self.model.get_submodule(module_name) if module_name else self.model
+            setattr(owner, attr, nn.Parameter(stacked))
+        self.size = len(members)
+        self.seeds = list(range(self.size))  # set by from_seeds; fit draws minibatches from them
+
+    @classmethod
+    def from_seeds(cls, make_member: Callable[[], HybridModel], seeds: Sequence[int]) -> Ensemble:
+        """Build member k with ``seed_everything(seeds[k]); make_member()`` — the same
+        initialisation as a single run with that seed."""
+        members = []
+        for seed in seeds:
+            seed_everything(seed)
+            members.append(make_member())
+        ensemble = cls(members)
+        ensemble.seeds = list(seeds)
+        return ensemble
+
+    def member(self, k: int) -> HybridModel:
+        """A standalone copy of member k (parameters un-stacked)."""
+        single = copy.deepcopy(self.model)
+        for name, p in self.model.named_parameters():
+            module_name, _, attr = name.rpartition(".")
+            owner = single.get_submodule(module_name) if module_name else single
+            setattr(owner, attr, nn.Parameter(p.detach()[k].clone()))
+        return single
+
+    def physics_parameters(self) -> list[nn.Parameter]:
+        return self.model.physics_parameters()
+
+    def ml_parameters(self) -> list[nn.Parameter]:
+        return self.model.ml_parameters()
+
+    def theta(self) -> dict[str, torch.Tensor]:
+        """θ of every member by name, each of shape (K,)."""
+        return self.model.theta()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_phys, f_nn) of each member on its own inputs: ``x`` is (K, ..., d)."""
+        if x.dim() < 2 or x.shape[0] != self.size:
+            raise ValueError(
+                f"ensemble inputs need the member dimension first: (K={self.size}, ..., d), "
+                f"got {tuple(x.shape)}"
+            )
+        params = dict(self.model.named_parameters())
+        return vmap(lambda p, xk: functional_call(self.model, p, (xk,)))(params, x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        phys, net = self(x)
+        return phys + net
+
+    def integrate(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Trajectories of every member from its own ``x0`` (K, B, d): shape (T, K, B, d)."""
+
+        def vector_field(_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.predict(x)
+
+        return integrate(vector_field, x0, t, self.model.method, self.model.step_size)

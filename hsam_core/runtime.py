@@ -1,0 +1,49 @@
+"""Run-time switches shared by every chapter: quick mode, seeds, device, threads.
+
+Quick mode (``HSAM_QUICK=1``, set by CI) shrinks epochs, data and ρ grids so the whole book runs
+on two CPU cores in minutes; the default is the full mode whose outputs the book shows.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+
+def quick_mode() -> bool:
+    """True when ``HSAM_QUICK`` is set to anything but ``""``, ``0``, ``false`` or ``no``."""
+    flag = os.environ.get("HSAM_QUICK", "")
+    return flag.strip().lower() not in ("", "0", "false", "no")
+
+
+def pick(full: T, quick: T) -> T:
+    """Return ``quick`` in quick mode, else ``full``: ``epochs = pick(700, 40)``."""
+    return quick if quick_mode() else full
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_cpu_threads(n: int = 1) -> None:
+    """Use ``n`` intra-op CPU threads.
+
+    The models of this book are tiny (a 2→200→200→2 MLP, a 16-channel ConvNet): one thread is
+    fastest, because thread start-up and synchronisation cost more than the matmuls they split,
+    and two jobs with two threads each on a 2-core machine run ~10× slower than with one each.
+    """
+    torch.set_num_threads(n)

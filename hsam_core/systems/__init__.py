@@ -1,0 +1,1 @@
+"""One module per task: a simulator for the data, the incomplete physics, the default network."""

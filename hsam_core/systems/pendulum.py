@@ -1,0 +1,109 @@
+"""Damped pendulum, APHYNITY setup (Yin et al., 2021).
+
+Truth:   q' = p,   p' = −ω₀² sin q − α p,   ω₀ = 2π/6 (ω₀² ≈ 1.0966), α = 0.2.
+Data:    initial state in a random direction of the (q, p) plane at a radius U[1.3, 2.3);
+         horizon 20, dt 0.5 (40 points), solved with dopri5 at rtol = atol = 1e-10 in float64.
+         Trajectory i of a split is drawn from its own seed — train i, validation 10⁶ + i,
+         test 2³¹ − 1 − i — so the splits never overlap and the data never depend on the order
+         in which they are made.
+Physics: the frictionless pendulum q' = p, p' = −ω₀² sin q, ω₀² unknown (softplus, init 0.5);
+         the complete model (ω₀², α) serves as a control.
+Network: MLP 2→200→200→2 with ReLU, last layer zero-initialised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torchdiffeq import odeint
+
+from ..data import Trajectories
+from ..hybrid import HybridODE, PhysicsModel, mlp
+
+OMEGA2 = (2 * math.pi / 6) ** 2
+ALPHA = 0.2
+TRUTH = {"omega2": OMEGA2}
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+
+
+class FrictionlessPendulum(PhysicsModel):
+    """f_phys(q, p) = (p, −ω₀² sin q): the incomplete physics."""
+
+    def __init__(self, omega2: float = 0.5) -> None:
+        super().__init__()
+        self.add_theta("omega2", omega2, map="softplus")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, p = x[..., 0], x[..., 1]
+        return torch.stack([p, -self.param("omega2") * torch.sin(q)], dim=-1)
+
+
+class DampedPendulum(PhysicsModel):
+    """f_phys(q, p) = (p, −ω₀² sin q − α p): the complete physics (a control: no NN needed)."""
+
+    def __init__(self, omega2: float = 0.5, alpha: float = 0.5) -> None:
+        super().__init__()
+        self.add_theta("omega2", omega2, map="softplus")
+        self.add_theta("alpha", alpha, map="softplus")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, p = x[..., 0], x[..., 1]
+        dp = -self.param("omega2") * torch.sin(q) - self.param("alpha") * p
+        return torch.stack([p, dp], dim=-1)
+
+
+def true_vector_field(
+    x: torch.Tensor, omega2: float = OMEGA2, alpha: float = ALPHA
+) -> torch.Tensor:
+    q, p = x[..., 0], x[..., 1]
+    return torch.stack([p, -omega2 * torch.sin(q) - alpha * p], dim=-1)
+
+
+def initial_states(split: str, n: int) -> torch.Tensor:
+    """(n, 2) initial states; state i of a split depends only on (split, i)."""
+    states = []
+    for i in range(n):
+        g = torch.Generator().manual_seed(SPLIT_SEED[split] + (i if split != "test" else -i))
+        direction = torch.rand(2, generator=g, dtype=torch.float64) * 2 - 1
+        radius = 1.3 + torch.rand(1, generator=g, dtype=torch.float64)
+        states.append(direction / direction.norm() * radius)
+    return torch.stack(states)
+
+
+def simulate(x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Accurate trajectories (N, T, 2) of the true pendulum, computed in float64."""
+    sol = odeint(
+        lambda _t, x: true_vector_field(x),
+        x0.double(),
+        t.double(),
+        method="dopri5",
+        rtol=1e-10,
+        atol=1e-10,
+    )
+    return sol.transpose(0, 1)
+
+
+def make_data(
+    split: str, n: int, horizon: float = 20.0, dt: float = 0.5, noise: float = 0.0
+) -> Trajectories:
+    """``n`` trajectories of a split on the grid 0, dt, …, horizon − dt (float32)."""
+    t = torch.arange(0.0, horizon, dt, dtype=torch.float64)
+    x = simulate(initial_states(split, n), t)
+    if noise > 0:
+        g = torch.Generator().manual_seed(SPLIT_SEED[split] + 7)
+        x = x + noise * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    return Trajectories(t.float(), x.float())
+
+
+def make_hybrid(
+    hidden: int = 200, physics: str = "incomplete", coupling: str = "additive", network: bool = True
+) -> HybridODE:
+    """The pendulum hybrid: incomplete (or ``"complete"``, or ``"none"``) physics + MLP."""
+    phys = {"incomplete": FrictionlessPendulum, "complete": DampedPendulum, "none": lambda: None}[
+        physics
+    ]()
+    n_in = 2 if coupling == "additive" else 2 + len(phys.theta()) + 2
+    net: nn.Module | None = mlp([n_in, hidden, hidden, 2]) if network else None
+    return HybridODE(phys, net, state_dim=2, coupling=coupling)

@@ -1,0 +1,217 @@
+"""One training loop for every method: ERM, the regularizers, SAM and ASAM.
+
+A method is a :class:`Method`: a regularizer (or none) and a SAM radius ρ (0 = plain Adam),
+with which parameters SAM perturbs ("nn" — the hybrid variant — or "all") and whether it is
+adaptive (ASAM). :func:`fit` trains an :class:`~hsam_core.ensemble.Ensemble` of K seeds at
+once; member k draws its own minibatch order from its own seed, exactly as a separate run
+with that seed would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from .ensemble import Ensemble
+from .metrics import fnn_sq_norm
+from .regularizers import Regularizer
+from .sam import SAM
+
+
+@dataclass(frozen=True)
+class Method:
+    """How to train. ``rho > 0`` means SAM (or ASAM if ``adaptive``) around Adam."""
+
+    label: str
+    rho: float = 0.0
+    perturb: str = "nn"
+    adaptive: bool = False
+    eta: float = 0.01
+    regularizer: Regularizer | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.perturb not in ("nn", "all"):
+            raise ValueError(f"perturb must be 'nn' or 'all', got {self.perturb!r}")
+        if not math.isfinite(self.rho) or self.rho < 0:
+            raise ValueError(f"rho must be a finite number >= 0, got {self.rho!r}")
+
+    @classmethod
+    def erm(cls) -> Method:
+        """Empirical risk minimisation: Adam on the prediction loss."""
+        return cls("ERM")
+
+    @classmethod
+    def regularized(cls, regularizer: Regularizer) -> Method:
+        """Adam on the prediction loss plus a regularizer."""
+        return cls(regularizer.name, regularizer=regularizer)
+
+    @classmethod
+    def sam(cls, rho: float, perturb: str = "nn") -> Method:
+        """SAM around Adam; ``perturb="nn"`` leaves θ unperturbed (the hybrid variant)."""
+        return cls(f"SAM ({perturb})", rho=rho, perturb=perturb)
+
+    @classmethod
+    def asam(cls, rho: float, eta: float = 0.01, perturb: str = "nn") -> Method:
+        """Adaptive SAM (T = |w| + η) around Adam."""
+        return cls(f"ASAM ({perturb})", rho=rho, perturb=perturb, adaptive=True, eta=eta)
+
+
+def make_optimizer(
+    model: Ensemble, method: Method, lr_nn: float = 1e-3, lr_phys: float = 1e-2
+) -> torch.optim.Optimizer:
+    """Adam with one group for the network and one for θ; wrapped in SAM when ``rho > 0``."""
+    groups = [
+        {"params": model.ml_parameters(), "lr": lr_nn, "rho": method.rho},
+        {
+            "params": model.physics_parameters(),
+            "lr": lr_phys,
+            "rho": method.rho if method.perturb == "all" else 0.0,
+        },
+    ]
+    groups = [g for g in groups if g["params"]]
+    if method.rho == 0:
+        return torch.optim.Adam([{k: v for k, v in g.items() if k != "rho"} for g in groups])
+    if not any(g["rho"] > 0 for g in groups):
+        raise ValueError(f"{method.label}: the model has no parameters for SAM to perturb")
+    return SAM(
+        groups,
+        torch.optim.Adam,
+        rho=method.rho,
+        adaptive=method.adaptive,
+        eta=method.eta,
+        member_dim=0,
+    )
+
+
+def check_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer that misses some of the model's parameters or holds foreign ones."""
+    own = {id(p) for p in model.parameters() if p.requires_grad}
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    if own - held:
+        names = [n for n, p in model.named_parameters() if id(p) in own - held]
+        raise ValueError(f"the optimizer does not update these model parameters: {names}")
+    if held - own:
+        raise ValueError(
+            f"the optimizer holds {len(held - own)} parameter tensor(s) that are not this "
+            "model's (was it built for another model or before Ensemble stacked the members?)"
+        )
+
+
+@dataclass
+class History:
+    """Per-epoch training record; every tensor has shape (epochs, K)."""
+
+    loss: torch.Tensor
+    theta: dict[str, torch.Tensor]
+    nn_norm: torch.Tensor
+    seconds: float
+
+
+def _clip_per_member_(params: list[torch.Tensor], max_norm: float) -> None:
+    """Scale each member's whole gradient down to norm ``max_norm`` (direction unchanged)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = sum(g.pow(2).flatten(1).sum(1) for g in grads).sqrt()
+    scale = (max_norm / (norm + 1e-12)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+
+
+def fit(
+    model: Ensemble,
+    data,
+    method: Method,
+    epochs: int,
+    batch_size: int | None = None,
+    lr_nn: float = 1e-3,
+    lr_phys: float = 1e-2,
+    clip: float | None = None,
+    seeds: list[int] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: bool = False,
+) -> History:
+    """Train ``model`` (an ensemble of K members) on ``data`` with ``method``.
+
+    Args:
+        data: a :class:`~hsam_core.data.Trajectories` (windows) or :class:`~hsam_core.data.Pairs`.
+        batch_size: minibatch size; ``None`` = full batch.
+        clip: clip each member's update gradient to this norm. With SAM the clipping happens
+            inside the closure, i.e. on both gradients: on the first it changes nothing (SAM
+            normalises it), on the second it clips the gradient that makes the update.
+        seeds: member k's minibatch order comes from ``seeds[k]`` (default: ``model.seeds``,
+            the seeds its members were initialised with).
+        optimizer: defaults to :func:`make_optimizer`; a custom one must hold exactly the
+            model's parameters.
+        progress: show a tqdm bar over epochs.
+    """
+    if not isinstance(model, Ensemble):
+        raise TypeError("fit trains an Ensemble; wrap a single model as Ensemble([model])")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    k = model.size
+    seeds = list(model.seeds if seeds is None else seeds)
+    if len(seeds) != k:
+        raise ValueError(f"{len(seeds)} seeds for an ensemble of {k} members")
+    optimizer = optimizer or make_optimizer(model, method, lr_nn, lr_phys)
+    check_optimizer(model, optimizer)
+    reg = method.regularizer
+    if reg is not None:
+        reg.reset(k)
+    n = len(data)
+    batch = n if batch_size is None else min(batch_size, n)
+    device = next(model.parameters()).device
+    data = data.to(device)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    params = list(model.parameters())
+
+    def run_batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def closure():
+            optimizer.zero_grad()
+            loss, states = data.loss(model, idx)
+            objective = loss if reg is None else reg.objective(model, loss, states)
+            objective.sum().backward()  # a sum: every member gets its own gradient
+            if clip is not None:
+                _clip_per_member_(params, clip)
+            closure.states = states
+            return loss.detach()
+
+        loss = optimizer.step(closure)
+        return loss, closure.states
+
+    history_loss, history_norm = [], []
+    history_theta: dict[str, list[torch.Tensor]] = {name: [] for name in model.theta()}
+    start = time.perf_counter()
+    for epoch in tqdm(range(epochs), disable=not progress, desc=method.label):
+        order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+        epoch_loss = torch.zeros(k, device=device)
+        epoch_norm = torch.zeros(k, device=device)
+        for start_idx in range(0, n, batch):
+            idx = order[:, start_idx : start_idx + batch]
+            try:
+                loss, states = run_batch(idx)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"{method.label}, epoch {epoch}: {err}") from err
+            if not torch.isfinite(loss).all():
+                bad = [seeds[i] for i in range(k) if not torch.isfinite(loss[i])]
+                raise FloatingPointError(
+                    f"{method.label}: the training loss became non-finite at epoch {epoch} "
+                    f"for seed(s) {bad}; lower the learning rate or ρ"
+                )
+            if reg is not None:
+                reg.after_step(loss)
+            with torch.no_grad():
+                epoch_loss += loss * idx.shape[1] / n
+                epoch_norm += fnn_sq_norm(model, states.detach()) * idx.shape[1] / n
+        history_loss.append(epoch_loss.cpu())
+        history_norm.append(epoch_norm.cpu())
+        for name, value in model.theta().items():
+            history_theta[name].append(value.cpu())
+    return History(
+        loss=torch.stack(history_loss),
+        theta={name: torch.stack(v) for name, v in history_theta.items()},
+        nn_norm=torch.stack(history_norm),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,160 @@
+"""Hybrid models, data, the training loop, metrics and the pendulum system."""
+
+import math
+
+import pytest
+import torch
+
+import hsam_core as hc
+from hsam_core.systems import pendulum
+
+
+class Scale(hc.PhysicsModel):
+    """g_phys(x) = θ · x₀ (a toy measurement law)."""
+
+    def __init__(self):
+        super().__init__()
+        self.add_theta("theta", 1.0, map="exp")
+
+    def forward(self, x):
+        return self.param("theta") * x[..., :1]
+
+
+@pytest.mark.parametrize(
+    "kind,value,scale",
+    [("softplus", 0.5, 1.0), ("exp", 2.0, 1.0), ("sigmoid", 3e-3, 1e-2), ("identity", -1.5, 1.0)],
+)
+def test_theta_maps_round_trip(kind, value, scale):
+    phys = hc.PhysicsModel()
+    phys.add_theta("a", value, map=kind, scale=scale)
+    assert math.isclose(phys.theta()["a"].item(), value, rel_tol=1e-5)
+
+
+def test_theta_outside_its_range_is_refused():
+    with pytest.raises(ValueError, match="outside the range"):
+        hc.PhysicsModel().add_theta("a", -1.0, map="softplus")
+
+
+def test_wrong_input_shape_names_the_expected_shape():
+    model = pendulum.make_hybrid(hidden=8)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(\.\.\., 2\), got \(5, 3\)"):
+        model(torch.zeros(5, 3))
+
+
+def test_physics_without_parameters_is_refused():
+    class Known(hc.PhysicsModel):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        hc.HybridODE(Known(), hc.mlp([2, 4, 2]), state_dim=2)
+
+
+def test_non_finite_data_is_refused():
+    t = torch.linspace(0, 1, 5)
+    x = torch.zeros(2, 5, 2)
+    x[1, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 non-finite"):
+        hc.Trajectories(t, x)
+    with pytest.raises(ValueError, match=r"\(N, T, d\)"):
+        hc.Trajectories(t, torch.zeros(2, 4, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        hc.Pairs(torch.zeros(3, 1), torch.tensor([[0.0], [float("inf")], [1.0]]))
+
+
+def test_negative_rho_is_refused_by_method():
+    with pytest.raises(ValueError, match="rho"):
+        hc.Method.sam(-0.1)
+
+
+def test_optimizer_with_foreign_parameters_is_refused():
+    data = pendulum.make_data("train", 2, horizon=3.0).windows(2)
+    model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0])
+    other = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0])
+    with pytest.raises(ValueError, match="not this model's"):
+        hc.fit(
+            model,
+            data,
+            hc.Method.erm(),
+            epochs=1,
+            optimizer=torch.optim.Adam(list(model.parameters()) + list(other.parameters())),
+        )
+    with pytest.raises(ValueError, match="does not update"):
+        hc.fit(
+            model,
+            data,
+            hc.Method.erm(),
+            epochs=1,
+            optimizer=torch.optim.Adam(model.ml_parameters()),
+        )
+
+
+def test_non_finite_loss_names_the_epoch():
+    data = pendulum.make_data("train", 2, horizon=3.0).windows(2)
+    model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0])
+    with pytest.raises(FloatingPointError, match=r"non-finite at epoch \d+ for seed\(s\) \[0\]"):
+        hc.fit(model, data, hc.Method.erm(), epochs=2, lr_phys=1e12, lr_nn=1e12)
+
+
+def test_pendulum_data_is_deterministic_and_splits_are_disjoint():
+    a = pendulum.make_data("train", 3)
+    b = pendulum.make_data("train", 5)
+    torch.testing.assert_close(a.x, b.x[:3])  # trajectory i does not depend on n
+    test = pendulum.make_data("test", 3)
+    assert not torch.isclose(a.x[:, 0], test.x[:, 0]).all(dim=-1).any()
+    r = a.x[:, 0].norm(dim=-1)
+    assert ((r >= 1.3) & (r < 2.3)).all()
+    assert a.x.shape == (3, 40, 2)
+
+
+def test_complete_physics_recovers_theta():
+    """Control: the complete pendulum without a network finds ω₀² and α."""
+    data = pendulum.make_data("train", 8).windows(10)
+    model = hc.Ensemble.from_seeds(
+        lambda: pendulum.make_hybrid(physics="complete", network=False), [0]
+    )
+    hc.fit(model, data, hc.Method.erm(), epochs=40, batch_size=32, lr_phys=5e-2)
+    err = hc.theta_rel_error(model.theta(), {"omega2": pendulum.OMEGA2, "alpha": pendulum.ALPHA})
+    assert err.item() < 2e-3  # the floor is rk4's discretisation error on the dt = 0.5 grid
+
+
+def test_theta_rel_error_and_cosine():
+    err = hc.theta_rel_error(
+        {"a": torch.tensor([1.1, 0.9]), "b": torch.tensor([2.0, 2.0])}, {"a": 1.0, "b": 2.0}
+    )
+    torch.testing.assert_close(err, torch.tensor([0.05, 0.05]))
+    cos = hc.cosine_similarity(torch.tensor([[2.0, 0.0], [1.0, 1.0]]), torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(cos, torch.tensor([1.0, 1 / math.sqrt(2)]))
+    with pytest.raises(KeyError, match="no parameter"):
+        hc.theta_rel_error({"a": torch.tensor([1.0])}, {"c": 1.0})
+
+
+def test_top_hessian_eigenvalue_matches_closed_form():
+    """Linear network y = W x under MSE: H = 2/(N d_out) · XᵀX ⊗ I."""
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 3), torch.randn(40, 2)
+    net = torch.nn.Linear(3, 2, bias=False)
+    model = hc.Ensemble([hc.StaticHybrid(Scale(), net, state_dim=3)])
+    # g_phys only adds θ x₀ to the first output: it does not change the Hessian in W
+    data = hc.Pairs(x, y)
+    eig = hc.top_hessian_eigenvalue(model, data, iterations=200)
+    expected = 2 / (40 * 2) * torch.linalg.eigvalsh(x.T @ x).max()
+    torch.testing.assert_close(eig, expected.reshape(1), rtol=1e-3, atol=1e-5)
+    rise = hc.sharpness_ascent(model, data, rho=0.1)
+    assert rise.item() > 0
+
+
+def test_regularizers_run_and_shrink_the_network():
+    data = pendulum.make_data("train", 4, horizon=6.0).windows(4)
+    norms = {}
+    for method in (
+        hc.Method.erm(),
+        hc.Method.regularized(hc.Aphynity(lambda0=0.01, tau2=0.0)),
+        hc.Method.regularized(hc.L2(1e-2)),
+        hc.Method.regularized(hc.Orthogonality(1e-2)),
+    ):
+        model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=16), [0, 1])
+        hist = hc.fit(model, data, method, epochs=20, batch_size=16)
+        assert torch.isfinite(hist.loss).all()
+        norms[method.label] = hc.nn_contribution(model, data).mean().item()
+    assert norms["APHYNITY"] < norms["ERM"]
