@@ -3,9 +3,9 @@
 Every hybrid model here returns its two parts separately, ``phys, nn = model(x)``, and predicts
 their sum. Three architectures:
 
-* :class:`HybridODE`, additive:   dx/dt = f_phys(x; θ) + f_nn(x)                  (APHYNITY)
-* :class:`HybridODE`, grey-box:   dx/dt = f_phys(x; θ) + f_nn([x, θ, f_phys(x; θ)])  (deep grey-box)
-* :class:`StaticHybrid`:          y = g_phys(x; θ) + g_nn(x)           (a measurement law + residual)
+* :class:`HybridODE`, additive:  dx/dt = f_phys(x; θ) + f_nn(x)                  (APHYNITY)
+* :class:`HybridODE`, grey-box:  dx/dt = f_phys(x; θ) + f_nn([x, θ, f_phys(x; θ)])  (grey-box)
+* :class:`StaticHybrid`:         y = g_phys(x; θ) + g_nn(x)      (measurement law + residual)
 
 Physical parameters live in a :class:`PhysicsModel`, each stored as an unconstrained raw value
 and read through a documented map that keeps it in its valid range (softplus, exp or a scaled

@@ -39,7 +39,7 @@ def single_run(seed, data, method, epochs, batch):
         for s in range(0, n, batch):
             obs = data.x[order[s : s + batch]]
 
-            def closure():
+            def closure(obs=obs):
                 opt.zero_grad()
                 pred = model.integrate(obs[:, 0], data.t).transpose(0, 1)
                 loss = (pred[:, 1:] - obs[:, 1:]).pow(2).mean()
