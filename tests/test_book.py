@@ -809,12 +809,11 @@ def check_pages(build: Build, entries: list[str], report: BrowserReport) -> None
         server.close()
 
 
-def require_chromium() -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(
-            "needs Debian's chromium at /usr/bin/chromium "
-            "(apt-get install -y --no-install-recommends chromium; .ci/run does)"
-        )
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.is_file(),
+    reason="needs Debian's chromium at /usr/bin/chromium "
+    "(apt-get install -y --no-install-recommends chromium; .ci/run does)",
+)
 
 
 def require_html(build: Build) -> None:
@@ -822,8 +821,8 @@ def require_html(build: Build) -> None:
         pytest.skip("the book did not build (see test_book_builds_without_warnings)")
 
 
+@needs_chromium
 def test_rendered_book_in_chromium(built_book: Build, capsys):
-    require_chromium()
     require_html(built_book)
     report = BrowserReport()
     check_pages(built_book, built_book.pages, report)
@@ -833,9 +832,9 @@ def test_rendered_book_in_chromium(built_book: Build, capsys):
     assert report.math_pages >= 1, "the intro has display equations; MathJax was not checked"
 
 
+@needs_chromium
 def test_rendered_notebook_page_in_chromium(probe_book: Build):
     """The same checks on a notebook page with a PNG output, math and a launch button."""
-    require_chromium()
     require_html(probe_book)
     report = BrowserReport()
     check_pages(probe_book, [f"book/{PROBE}"], report)
