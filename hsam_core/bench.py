@@ -56,19 +56,30 @@ def step_seconds(method: Method, data, device: torch.device, repeats: int) -> fl
     return statistics.median(times)
 
 
-def ensemble_seconds(method: Method, data, device: torch.device, seeds: list[int],
-                     epochs: int) -> tuple[float, float]:
+def ensemble_seconds(
+    method: Method, data, device: torch.device, seeds: list[int], epochs: int
+) -> tuple[float, float]:
     """(one ensemble of all seeds, the seeds one after another), in seconds."""
     _sync(device)
     start = time.perf_counter()
-    fit(Ensemble.from_seeds(pendulum.make_hybrid, seeds).to(device), data, method,
-        epochs=epochs, batch_size=150)
+    fit(
+        Ensemble.from_seeds(pendulum.make_hybrid, seeds).to(device),
+        data,
+        method,
+        epochs=epochs,
+        batch_size=150,
+    )
     _sync(device)
     together = time.perf_counter() - start
     start = time.perf_counter()
     for seed in seeds:
-        fit(Ensemble.from_seeds(pendulum.make_hybrid, [seed]).to(device), data, method,
-            epochs=epochs, batch_size=150)
+        fit(
+            Ensemble.from_seeds(pendulum.make_hybrid, [seed]).to(device),
+            data,
+            method,
+            epochs=epochs,
+            batch_size=150,
+        )
     _sync(device)
     return together, time.perf_counter() - start
 
@@ -86,9 +97,14 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} CPU thread(s), torch {torch.__version__}")
 
     base = step_seconds(Method.erm(), data, device, args.repeats)
-    print(f"\n1. step cost (median of {args.repeats} steps), relative to Adam = {base * 1e3:.1f} ms")
-    for method in (Method.sam(0.1), Method.asam(1.0),
-                   Method.regularized(Aphynity(normalized=True))):
+    print(
+        f"\n1. step cost (median of {args.repeats} steps), relative to Adam = {base * 1e3:.1f} ms"
+    )
+    for method in (
+        Method.sam(0.1),
+        Method.asam(1.0),
+        Method.regularized(Aphynity(normalized=True)),
+    ):
         seconds = step_seconds(method, data, device, args.repeats)
         print(f"   {method.label:<12} {seconds * 1e3:7.1f} ms   ratio {seconds / base:.3f}")
 
@@ -96,8 +112,10 @@ def main() -> None:
     print(f"\n2. K = {len(seeds)} seeds, {args.epochs} epochs of {len(data)} windows, batch 150")
     for method in (Method.erm(), Method.sam(0.1)):
         together, apart = ensemble_seconds(method, data, device, seeds, args.epochs)
-        print(f"   {method.label:<12} ensemble {together:6.1f} s   sequential {apart:6.1f} s   "
-              f"throughput ratio {apart / together:.2f}x")
+        print(
+            f"   {method.label:<12} ensemble {together:6.1f} s   sequential {apart:6.1f} s   "
+            f"throughput ratio {apart / together:.2f}x"
+        )
 
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20

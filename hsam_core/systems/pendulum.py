@@ -20,7 +20,11 @@ from torch import nn
 from torchdiffeq import odeint
 
 from ..data import Trajectories
+from ..experiments import Config, Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
+from ..regularizers import L2, Aphynity, Orthogonality
+from ..runtime import pick
+from ..train import Method
 
 OMEGA2 = (2 * math.pi / 6) ** 2
 ALPHA = 0.2
@@ -107,3 +111,57 @@ def make_hybrid(
     n_in = 2 if coupling == "additive" else 2 + len(phys.theta()) + 2
     net: nn.Module | None = mlp([n_in, hidden, hidden, 2]) if network else None
     return HybridODE(phys, net, state_dim=2, coupling=coupling)
+
+
+SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
+TRAINING = pick(full=dict(epochs=700, batch_size=150), quick=dict(epochs=40, batch_size=150))
+
+
+def task(
+    n_train: int | None = None,
+    n_val: int = 10,
+    n_test: int = 25,
+    window: int = 10,
+    hidden: int | None = None,
+    noise: float = 0.0,
+) -> Task:
+    """The pendulum task. Training uses every ``window``-step window of the training
+    trajectories; validation and test integrate whole 40-point trajectories from their first
+    state (APHYNITY's test metric), so they also score extrapolation beyond the window."""
+    n_train = n_train or pick(25, 10)
+    hidden = hidden or pick(200, 64)
+    return Task(
+        name="pendulum",
+        train=make_data("train", n_train, noise=noise).windows(window),
+        val=make_data("val", n_val, noise=noise),
+        test=make_data("test", n_test),
+        make_model=lambda: make_hybrid(hidden=hidden),
+        truth=TRUTH,
+        spec={
+            "n_train": n_train,
+            "n_val": n_val,
+            "n_test": n_test,
+            "window": window,
+            "hidden": hidden,
+            "noise": noise,
+            "horizon": 20.0,
+            "dt": 0.5,
+        },
+        normalized_norm=True,
+    )
+
+
+def grid() -> list[Config]:
+    """Part I's comparison: the two ends, ERM, three regularizers, SAM variants over ρ."""
+    hidden = pick(200, 64)
+    return [
+        Config(Method.erm(), lambda: make_hybrid(network=False), "physics only"),
+        Config(Method.erm(), lambda: make_hybrid(hidden=hidden, physics="none"), "NN only"),
+        Config(Method.erm()),
+        Config(Method.regularized(L2(1e-3))),
+        Config(Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True))),
+        Config(Method.regularized(Orthogonality(1e-2))),
+        *[Config(Method.sam(rho)) for rho in pick([0.03, 0.1, 0.3], [0.1])],
+        *[Config(Method.asam(rho)) for rho in pick([0.3, 1.0], [1.0])],
+        *[Config(Method.sam(rho, perturb="all")) for rho in pick([0.1], [0.1])],
+    ]

@@ -1,0 +1,264 @@
+"""Experiments as data: run a method on a task over seeds, score it, cache it, pick ρ.
+
+:func:`run` trains the seeds of one configuration as one ensemble and returns one row per seed
+with the columns every chapter's ``book/results/<task>.csv`` carries::
+
+    task, method, rho, seed, theta_rel_error, val_mse, test_mse, nn_norm, sharpness,
+    hessian_top, seconds, mode, selected, theta_<name>...
+
+Results are cached on disk under a hash of everything that determines them — the task's
+description, the method, seeds, training settings and the source code of ``hsam_core`` — so a
+re-run of a chapter, or a sweep run ahead of it in parallel processes
+(``python -m hsam_core.experiments``), reuses them, and any code change invalidates them.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from .ensemble import Ensemble
+from .hybrid import HybridModel
+from .metrics import (
+    nn_contribution,
+    prediction_mse,
+    sharpness_ascent,
+    theta_rel_error,
+    top_hessian_eigenvalue,
+)
+from .runtime import quick_mode
+from .train import History, Method, fit
+
+CACHE_DIR = pathlib.Path(os.environ.get("HSAM_CACHE", pathlib.Path.home() / ".cache" / "hsam"))
+SHARPNESS_RHO = 0.05  # radius of the ascent-step sharpness metric, the same for every method
+
+
+@dataclass
+class Task:
+    """What a method is run on: data splits, a model factory, the true θ, a description."""
+
+    name: str
+    train: object
+    val: object
+    test: object
+    make_model: Callable[[], HybridModel]
+    truth: dict[str, float]
+    spec: dict = field(default_factory=dict)  # everything above, in words, for the cache key
+    normalized_norm: bool = False  # report ‖f_nn‖² state-normalised (the pendulum convention)
+
+
+def _source_hash() -> str:
+    """Hash of the code of hsam_core (its syntax trees without docstrings or comments), so that
+    a change in what the code does invalidates cached results and a reworded comment does not."""
+    root = pathlib.Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "bench.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(f"{path.relative_to(root)}:{ast.dump(tree)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def describe(method: Method) -> dict:
+    """A JSON-able description of a method, regularizer settings included."""
+    desc = {
+        "label": method.label,
+        "rho": method.rho,
+        "perturb": method.perturb,
+        "adaptive": method.adaptive,
+        "eta": method.eta,
+    }
+    if method.regularizer is not None:
+        reg = method.regularizer
+        desc["regularizer"] = {
+            k: v for k, v in vars(reg).items() if isinstance(v, (int, float, bool, str))
+        }
+        desc["regularizer"]["name"] = reg.name
+    return desc
+
+
+def _key(task: Task, method: Method, seeds: Sequence[int], settings: dict) -> str:
+    blob = json.dumps(
+        {
+            "task": task.name,
+            "spec": task.spec,
+            "method": describe(method),
+            "seeds": list(seeds),
+            "settings": settings,
+            "code": _source_hash(),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def run(
+    task: Task,
+    method: Method,
+    seeds: Sequence[int],
+    epochs: int,
+    batch_size: int | None = None,
+    lr_nn: float = 1e-3,
+    lr_phys: float = 1e-2,
+    make_model: Callable[[], HybridModel] | None = None,
+    model_label: str = "",
+    cache: bool | None = None,
+) -> tuple[pd.DataFrame, History]:
+    """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
+
+    ``make_model`` replaces the task's default model (then ``model_label`` names it in the
+    ``method`` column and the cache key). Returns the per-seed rows and the training history.
+    The cache is used in full mode only (``cache=None``): quick mode always trains.
+    """
+    cache = not quick_mode() if cache is None else cache
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr_nn": lr_nn,
+        "lr_phys": lr_phys,
+        "model": model_label,
+    }
+    path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings)}.pt"
+    if cache and path.exists():
+        saved = torch.load(path, weights_only=False)
+        return pd.DataFrame(saved["rows"]), saved["history"]
+
+    model = Ensemble.from_seeds(make_model or task.make_model, seeds)
+    history = fit(
+        model,
+        task.train,
+        method,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr_nn=lr_nn,
+        lr_phys=lr_phys,
+    )
+    theta = model.theta()
+    has_nn = bool(model.ml_parameters())
+    nan = torch.full((len(seeds),), float("nan"))
+    scores = {
+        "theta_rel_error": theta_rel_error(theta, task.truth) if task.truth and theta else nan,
+        "val_mse": prediction_mse(model, task.val),
+        "test_mse": prediction_mse(model, task.test),
+        "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
+        "sharpness": sharpness_ascent(model, task.train, SHARPNESS_RHO) if has_nn else nan,
+        "hessian_top": top_hessian_eigenvalue(model, task.train) if has_nn else nan,
+    }
+    label = model_label or method.label
+    rows = []
+    for k, seed in enumerate(seeds):
+        row = {"task": task.name, "method": label, "rho": method.rho, "seed": seed}
+        row.update({name: float(v[k]) for name, v in scores.items()})
+        row.update({f"theta_{n}": float(v[k]) for n, v in theta.items()})
+        row.update(
+            {
+                "seconds": history.seconds / len(seeds),
+                "mode": "quick" if quick_mode() else "full",
+                "selected": 0,
+            }
+        )
+        rows.append(row)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"rows": rows, "history": history}, path)
+    return pd.DataFrame(rows), history
+
+
+def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
+    """Mark (``selected = 1``) the ρ of each method with the lowest median validation MSE.
+
+    The rule never looks at θ. Methods with a single configuration are selected as they are.
+    """
+    results = results.copy()
+    results["selected"] = 0
+    for _, rows in results.groupby("method"):
+        best_rho = rows.groupby("rho")["val_mse"].median().idxmin()
+        results.loc[rows.index[rows["rho"] == best_rho], "selected"] = 1
+    return results
+
+
+def summarize(
+    results: pd.DataFrame, columns: Sequence[str] = ("theta_rel_error", "test_mse")
+) -> pd.DataFrame:
+    """Median and interquartile range over seeds, one row per (method, ρ)."""
+    grouped = results.groupby(["method", "rho"], sort=False)
+    table = pd.DataFrame({"seeds": grouped.size()})
+    for col in columns:
+        q = grouped[col].quantile([0.25, 0.5, 0.75]).unstack()
+        table[f"{col} median"] = q[0.5]
+        table[f"{col} IQR"] = q[0.75] - q[0.25]
+    return table
+
+
+@dataclass
+class Config:
+    """One row of a chapter's grid: a method, optionally on another model."""
+
+    method: Method
+    make_model: Callable[[], HybridModel] | None = None
+    model_label: str = ""
+
+
+def run_grid(task: Task, grid: Sequence[Config], seeds: Sequence[int], **training) -> pd.DataFrame:
+    """:func:`run` for every configuration of ``grid``; all rows in one table."""
+    frames = [
+        run(task, c.method, seeds, make_model=c.make_model, model_label=c.model_label, **training)[
+            0
+        ]
+        for c in grid
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def main() -> None:
+    """Fill the cache of a chapter's grid ahead of the chapter, in parallel shards:
+
+    python -m hsam_core.experiments pendulum --shard 0/2 &
+    python -m hsam_core.experiments pendulum --shard 1/2
+    """
+    import argparse
+    import importlib
+
+    from .runtime import set_cpu_threads
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument(
+        "system", help="a module of hsam_core.systems with task(), grid(), SEEDS, TRAINING"
+    )
+    parser.add_argument("--shard", default="0/1", help="i/n: run configurations i, i+n, ...")
+    args = parser.parse_args()
+    set_cpu_threads(1)  # one thread per shard: tiny models, one shard per core
+    system = importlib.import_module(f"hsam_core.systems.{args.system}")
+    i, n = (int(v) for v in args.shard.split("/"))
+    task = system.task()
+    for config in system.grid()[i::n]:
+        rows = run_grid(task, [config], system.SEEDS, **system.TRAINING)
+        print(
+            f"{rows.method[0]:<24} rho {config.method.rho:<5} theta error median "
+            f"{rows.theta_rel_error.median():.4g}  seconds/seed {rows.seconds[0]:.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
