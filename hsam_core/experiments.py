@@ -55,6 +55,15 @@ class Task:
     normalized_norm: bool = False  # report ‖f_nn‖² state-normalised (the pendulum convention)
 
 
+@dataclass
+class Result:
+    """What :func:`run` returns: one row per seed, the training history, the trained models."""
+
+    rows: pd.DataFrame
+    history: History
+    model: Ensemble
+
+
 def _source_hash() -> str:
     """Hash of the code of hsam_core (its syntax trees without docstrings or comments), so that
     a change in what the code does invalidates cached results and a reworded comment does not."""
@@ -123,11 +132,12 @@ def run(
     make_model: Callable[[], HybridModel] | None = None,
     model_label: str = "",
     cache: bool | None = None,
-) -> tuple[pd.DataFrame, History]:
+) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
 
     ``make_model`` replaces the task's default model (then ``model_label`` names it in the
-    ``method`` column and the cache key). Returns the per-seed rows and the training history.
+    ``method`` column and the cache key). Returns the per-seed rows, the training history and
+    the trained ensemble.
     The cache is used in full mode only (``cache=None``): quick mode always trains.
     """
     cache = not quick_mode() if cache is None else cache
@@ -139,11 +149,12 @@ def run(
         "model": model_label,
     }
     path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings)}.pt"
+    model = Ensemble.from_seeds(make_model or task.make_model, seeds)
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)
-        return pd.DataFrame(saved["rows"]), saved["history"]
+        model.load_state_dict(saved["model"])
+        return Result(pd.DataFrame(saved["rows"]), saved["history"], model)
 
-    model = Ensemble.from_seeds(make_model or task.make_model, seeds)
     history = fit(
         model,
         task.train,
@@ -180,8 +191,8 @@ def run(
         rows.append(row)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"rows": rows, "history": history}, path)
-    return pd.DataFrame(rows), history
+        torch.save({"rows": rows, "history": history, "model": model.state_dict()}, path)
+    return Result(pd.DataFrame(rows), history, model)
 
 
 def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
