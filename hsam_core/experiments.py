@@ -232,12 +232,12 @@ class Config:
 
 def run_grid(task: Task, grid: Sequence[Config], seeds: Sequence[int], **training) -> pd.DataFrame:
     """:func:`run` for every configuration of ``grid``; all rows in one table."""
-    frames = [
-        run(task, c.method, seeds, make_model=c.make_model, model_label=c.model_label, **training)[
-            0
-        ]
-        for c in grid
-    ]
+    frames = []
+    for c in grid:
+        result = run(
+            task, c.method, seeds, make_model=c.make_model, model_label=c.model_label, **training
+        )
+        frames.append(result.rows)
     return pd.concat(frames, ignore_index=True)
 
 
