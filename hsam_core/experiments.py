@@ -34,7 +34,7 @@ from .metrics import (
     theta_rel_error,
     top_hessian_eigenvalue,
 )
-from .runtime import quick_mode
+from .runtime import default_device, quick_mode
 from .train import History, Method, fit
 
 CACHE_DIR = pathlib.Path(os.environ.get("HSAM_CACHE", pathlib.Path.home() / ".cache" / "hsam"))
@@ -64,13 +64,29 @@ class Result:
     model: Ensemble
 
 
+# The modules whose code determines a result. This file's own glue (caching, tables) and the
+# run-time helpers are left out so that editing them keeps the cache; bump CACHE_VERSION when a
+# change here alters what ``run`` computes.
+CACHE_VERSION = 1
+NUMERICS = (
+    "sam.py",
+    "hybrid.py",
+    "ensemble.py",
+    "data.py",
+    "regularizers.py",
+    "train.py",
+    "metrics.py",
+    "systems",
+)
+
+
 def _source_hash() -> str:
-    """Hash of the code of hsam_core (its syntax trees without docstrings or comments), so that
-    a change in what the code does invalidates cached results and a reworded comment does not."""
+    """Hash of the numerical code of hsam_core (syntax trees without docstrings or comments):
+    a change in what the code does invalidates cached results, a reworded comment does not."""
     root = pathlib.Path(__file__).parent
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(str(CACHE_VERSION).encode())
     for path in sorted(root.rglob("*.py")):
-        if path.name == "bench.py":
+        if path.relative_to(root).parts[0] not in NUMERICS:
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -132,13 +148,15 @@ def run(
     make_model: Callable[[], HybridModel] | None = None,
     model_label: str = "",
     cache: bool | None = None,
+    device: torch.device | None = None,
 ) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
 
     ``make_model`` replaces the task's default model (then ``model_label`` names it in the
     ``method`` column and the cache key). Returns the per-seed rows, the training history and
     the trained ensemble.
-    The cache is used in full mode only (``cache=None``): quick mode always trains.
+    The cache is used in full mode only (``cache=None``): quick mode always trains. The models
+    train on ``device`` (default: the GPU when there is one).
     """
     cache = not quick_mode() if cache is None else cache
     settings = {
@@ -149,10 +167,10 @@ def run(
         "model": model_label,
     }
     path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings)}.pt"
-    model = Ensemble.from_seeds(make_model or task.make_model, seeds)
+    model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)
-        model.load_state_dict(saved["model"])
+        model.load_state_dict(saved["model"])  # tensors land on the model's device
         return Result(pd.DataFrame(saved["rows"]), saved["history"], model)
 
     history = fit(
@@ -165,6 +183,7 @@ def run(
         lr_phys=lr_phys,
     )
     theta = model.theta()
+    model_device = next(model.parameters()).device
     has_nn = bool(model.ml_parameters())
     nan = torch.full((len(seeds),), float("nan"))
     scores = {
@@ -181,6 +200,7 @@ def run(
         row = {"task": task.name, "method": label, "rho": method.rho, "seed": seed}
         row.update({name: float(v[k]) for name, v in scores.items()})
         row.update({f"theta_{n}": float(v[k]) for n, v in theta.items()})
+        row["device"] = model_device.type
         row.update(
             {
                 "seconds": history.seconds / len(seeds),

@@ -36,16 +36,23 @@ def fnn_sq_norm(model, states: torch.Tensor, normalized: bool = False) -> torch.
 @torch.no_grad()
 def prediction_mse(model, data) -> torch.Tensor:
     """Per-member MSE of ``model`` on every sample of ``data``."""
-    idx = torch.arange(len(data)).expand(model.size, -1)
-    return data.loss(model, idx)[0]
+    return _on_model_device(model, data).loss(model, _all(model, data))[0]
 
 
 @torch.no_grad()
 def nn_contribution(model, data, normalized: bool = False) -> torch.Tensor:
     """‖f_nn‖² on the observed states of ``data`` (every sample), per member."""
-    idx = torch.arange(len(data)).expand(model.size, -1)
-    _, states = data.loss(model, idx)
+    _, states = _on_model_device(model, data).loss(model, _all(model, data))
     return fnn_sq_norm(model, states, normalized)
+
+
+def _on_model_device(model, data):
+    return data.to(next(model.parameters()).device)
+
+
+def _all(model, data) -> torch.Tensor:
+    """Indices of every sample of ``data`` for every member: shape (K, N)."""
+    return torch.arange(len(data), device=next(model.parameters()).device).expand(model.size, -1)
 
 
 def _member_dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -57,7 +64,7 @@ def sharpness_ascent(model, data, rho: float) -> torch.Tensor:
     network weights (each member its own norm): SAM's own estimate of the worst case in the
     ρ-ball. The physics parameters are held fixed."""
     params = model.ml_parameters()
-    idx = torch.arange(len(data)).expand(model.size, -1)
+    data, idx = _on_model_device(model, data), _all(model, data)
     loss = data.loss(model, idx)[0]
     grads = torch.autograd.grad(loss.sum(), params)
     norm = _member_dot(grads, grads).sqrt().clamp_min(1e-30)
@@ -76,7 +83,7 @@ def top_hessian_eigenvalue(model, data, iterations: int = 20, seed: int = 0) -> 
     member, by power iteration with Hessian-vector products (Pearlmutter's trick):
     v ← H v / ‖H v‖, λ = vᵀ H v."""
     params = model.ml_parameters()
-    idx = torch.arange(len(data)).expand(model.size, -1)
+    data, idx = _on_model_device(model, data), _all(model, data)
     loss = data.loss(model, idx)[0]
     grads = torch.autograd.grad(loss.sum(), params, create_graph=True)
     gen = torch.Generator(device="cpu").manual_seed(seed)
