@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import json
 import os
 import pathlib
@@ -64,9 +65,9 @@ class Result:
     model: Ensemble
 
 
-# The modules whose code determines a result. This file's own glue (caching, tables) and the
-# run-time helpers are left out so that editing them keeps the cache; bump CACHE_VERSION when a
-# change here alters what ``run`` computes.
+# The modules whose code determines a result, besides the task's own system module. This
+# file's glue (caching, tables) and the run-time helpers are left out so that editing them keeps
+# the cache; bump CACHE_VERSION when a change here alters what ``run`` computes.
 CACHE_VERSION = 1
 NUMERICS = (
     "sam.py",
@@ -76,30 +77,34 @@ NUMERICS = (
     "regularizers.py",
     "train.py",
     "metrics.py",
-    "systems",
 )
 
 
-def _source_hash() -> str:
-    """Hash of the numerical code of hsam_core (syntax trees without docstrings or comments):
-    a change in what the code does invalidates cached results, a reworded comment does not."""
+def _code_hash(path: pathlib.Path) -> str:
+    """Hash of a module's syntax tree without docstrings or comments: a change in what the code
+    does changes it, a reworded comment does not."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _source_hash(*extra: Callable) -> str:
+    """Hash of the numerical modules of hsam_core and of the modules defining ``extra``."""
     root = pathlib.Path(__file__).parent
+    files = [root / name for name in NUMERICS]
+    files += [pathlib.Path(inspect.getfile(f)) for f in extra if f is not None]
     digest = hashlib.sha256(str(CACHE_VERSION).encode())
-    for path in sorted(root.rglob("*.py")):
-        if path.relative_to(root).parts[0] not in NUMERICS:
-            continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if (
-                isinstance(body, list)
-                and body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(getattr(body[0], "value", None), ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-        digest.update(f"{path.relative_to(root)}:{ast.dump(tree)}".encode())
+    for path in sorted(set(files)):
+        digest.update(f"{path.name}:{_code_hash(path)}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -121,7 +126,9 @@ def describe(method: Method) -> dict:
     return desc
 
 
-def _key(task: Task, method: Method, seeds: Sequence[int], settings: dict) -> str:
+def _key(
+    task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
+) -> str:
     blob = json.dumps(
         {
             "task": task.name,
@@ -129,7 +136,7 @@ def _key(task: Task, method: Method, seeds: Sequence[int], settings: dict) -> st
             "method": describe(method),
             "seeds": list(seeds),
             "settings": settings,
-            "code": _source_hash(),
+            "code": _source_hash(task.make_model, make_model),
         },
         sort_keys=True,
         default=str,
@@ -166,7 +173,7 @@ def run(
         "lr_phys": lr_phys,
         "model": model_label,
     }
-    path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings)}.pt"
+    path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)

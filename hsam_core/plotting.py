@@ -1,8 +1,8 @@
 """One figure style for the whole book: a colour per method, labelled axes, small PNGs.
 
-    from hsam_core import plotting
-    plotting.use_style()
-    ax.plot(t, err, color=plotting.color("SAM (nn)"), label="SAM (nn)")
+from hsam_core import plotting
+plotting.use_style()
+ax.plot(t, err, color=plotting.color("SAM (nn)"), label="SAM (nn)")
 """
 
 from __future__ import annotations
