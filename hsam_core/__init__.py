@@ -5,6 +5,7 @@ What a user imports::
     from hsam_core import SAM, HybridODE, PhysicsModel, Ensemble, Method, fit
 """
 
+from . import experiments, plotting
 from .data import Pairs, Trajectories
 from .ensemble import Ensemble
 from .hybrid import HybridModel, HybridODE, PhysicsModel, StaticHybrid, mlp
