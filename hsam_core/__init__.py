@@ -26,6 +26,8 @@ from .train import History, Method, check_optimizer, fit, make_optimizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "experiments",
+    "plotting",
     "SAM",
     "HybridModel",
     "HybridODE",

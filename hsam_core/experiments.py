@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import pathlib
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,9 @@ from .runtime import default_device, quick_mode
 from .train import History, Method, fit
 
 CACHE_DIR = pathlib.Path(os.environ.get("HSAM_CACHE", pathlib.Path.home() / ".cache" / "hsam"))
+# Quick-mode results go to a scratch folder: shared by the chapters of one test run (chapter 5
+# reuses chapter 1's fits), never mixed with the full-mode results.
+QUICK_CACHE_DIR = pathlib.Path(tempfile.gettempdir()) / "hsam-quick-cache"
 SHARPNESS_RHO = 0.05  # radius of the ascent-step sharpness metric, the same for every method
 
 
@@ -154,7 +158,7 @@ def run(
     lr_phys: float = 1e-2,
     make_model: Callable[[], HybridModel] | None = None,
     model_label: str = "",
-    cache: bool | None = None,
+    cache: bool = True,
     device: torch.device | None = None,
 ) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
@@ -162,10 +166,10 @@ def run(
     ``make_model`` replaces the task's default model (then ``model_label`` names it in the
     ``method`` column and the cache key). Returns the per-seed rows, the training history and
     the trained ensemble.
-    The cache is used in full mode only (``cache=None``): quick mode always trains. The models
-    train on ``device`` (default: the GPU when there is one).
+    Results are cached (``cache=False`` always trains): full-mode ones in ``CACHE_DIR``,
+    quick-mode ones in a scratch folder. The models train on ``device`` (default: the GPU when
+    there is one).
     """
-    cache = not quick_mode() if cache is None else cache
     settings = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -173,7 +177,9 @@ def run(
         "lr_phys": lr_phys,
         "model": model_label,
     }
-    path = CACHE_DIR / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
+    path = (
+        QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
+    ) / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)

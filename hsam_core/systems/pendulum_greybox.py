@@ -1,0 +1,69 @@
+"""The damped pendulum of :mod:`hsam_core.systems.pendulum` with the grey-box coupling.
+
+Same data, same incomplete physics (frictionless pendulum, unknown ω₀²), same network size; only
+what the network sees changes. The additive hybrid (APHYNITY, Yin et al., 2021) is
+
+    dx/dt = f_phys(x; ω₀²) + f_nn(x),                      network 2→h→h→2,
+
+the grey-box coupling (deep grey-box models, Takeishi & Kalousis, 2023) feeds the network the
+physics parameter and the physics' own output as well:
+
+    dx/dt = f_phys(x; ω₀²) + f_nn([x, ω₀², f_phys(x; ω₀²)]),  network 5→h→h→2.
+
+Both can represent the same vector fields; they differ in how *cheaply* the network can absorb
+an error of ω₀²: the grey-box network receives −ω₀² sin q as an input, so compensating a wrong
+ω₀² is a linear function of one of its inputs. Chapter 3 uses this to show how the regularizer
+baselines depend on the architecture.
+
+``grid()``, ``task()``, ``SEEDS`` and ``TRAINING`` follow the convention of
+``python -m hsam_core.experiments pendulum_greybox``, which fills the results cache of these
+configurations ahead of the chapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..experiments import Config
+from ..hybrid import HybridODE
+from ..regularizers import L2, Aphynity
+from ..runtime import pick
+from ..train import Method
+from . import pendulum
+
+SEEDS = pendulum.SEEDS
+TRAINING = pendulum.TRAINING
+task = pendulum.task  # the same data, splits and true θ as the additive pendulum
+LABEL = "grey-box"
+
+
+def make_hybrid(hidden: int = 200) -> HybridODE:
+    """Frictionless pendulum (ω₀² unknown) + MLP 5→h→h→2 on [q, p, ω₀², f_phys(q, p)]."""
+    return pendulum.make_hybrid(hidden=hidden, coupling="greybox")
+
+
+def model_factory(hidden: int | None = None) -> Callable[[], HybridODE]:
+    """A zero-argument factory for ``experiments.run(make_model=...)``; ``hidden`` defaults to
+    the pendulum task's network width (200 in full mode, 64 in quick mode).
+
+    It is defined here rather than in a notebook because the results cache hashes the source
+    file of ``make_model``, and a notebook cell has no source file.
+    """
+    width = hidden or pick(200, 64)
+
+    def make() -> HybridODE:
+        return make_hybrid(hidden=width)
+
+    return make
+
+
+def grid() -> list[Config]:
+    """ERM and two regularizers of Part I with the grey-box coupling, at exactly the settings
+    of ``pendulum.grid()``: APHYNITY penalises the network's *output*, L2 its *weights*."""
+    make = model_factory()
+    methods = [
+        Method.erm(),
+        Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True)),
+        Method.regularized(L2(1e-3)),
+    ]
+    return [Config(m, make, f"{m.label} [{LABEL}]") for m in methods]

@@ -1,0 +1,83 @@
+"""A static toy in which the hybrid decomposition is visibly non-unique (chapter 2).
+
+Truth:   y = θ* sin x + 0.3 x,   θ* = 1.0.
+Data:    x ~ U[−π, π); y noise-free unless ``noise`` > 0. Sample i of a split is drawn from its own
+         seed — train i, validation 10⁶ + i, test 2³¹ − 1 − i — so the splits never overlap.
+Physics: g_phys(x; θ) = θ sin x, θ > 0 unknown (softplus, init 0.5), an amplitude. It lacks
+         the term 0.3 x.
+Network: MLP 1→64→64→1 with ReLU, last layer zero-initialised.
+
+Every θ is as good as θ* for the hybrid y = θ sin x + g_nn(x): the network only has to learn
+(θ* − θ) sin x + 0.3 x instead of 0.3 x. Fitted alone, the physics prefers
+θ_LS = θ* + 0.3 E[x sin x] / E[sin² x] = θ* + 0.6 = 1.6 on U[−π, π) (see :data:`THETA_LS`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..data import Pairs
+from ..experiments import Task
+from ..hybrid import PhysicsModel, StaticHybrid, mlp
+from ..runtime import pick
+
+THETA = 1.0
+SLOPE = 0.3  # the term the physics misses: SLOPE · x
+TRUTH = {"theta": THETA}
+# Least-squares θ of the physics alone on x ~ U[−π, π): E[x sin x] = 1, E[sin² x] = 1/2.
+THETA_LS = THETA + SLOPE * 1.0 / 0.5
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+
+
+class SinePhysics(PhysicsModel):
+    """g_phys(x) = θ sin x: the incomplete law (it lacks the linear term)."""
+
+    def __init__(self, theta: float = 0.5) -> None:
+        super().__init__()
+        self.add_theta("theta", theta, map="softplus")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.param("theta") * torch.sin(x)
+
+
+def true_law(x: torch.Tensor) -> torch.Tensor:
+    """y = θ* sin x + 0.3 x."""
+    return THETA * torch.sin(x) + SLOPE * x
+
+
+def make_data(split: str, n: int, noise: float = 0.0) -> Pairs:
+    """``n`` pairs (x, y) of a split; pair i depends only on (split, i)."""
+    xs, ys = [], []
+    for i in range(n):
+        g = torch.Generator().manual_seed(SPLIT_SEED[split] + (i if split != "test" else -i))
+        x = (torch.rand(1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
+        y = true_law(x) + noise * torch.randn(1, generator=g, dtype=torch.float64)
+        xs.append(x)
+        ys.append(y)
+    return Pairs(torch.stack(xs).float(), torch.stack(ys).float())
+
+
+def make_hybrid(theta: float = 0.5, hidden: int = 64, network: bool = True) -> StaticHybrid:
+    """θ sin x (θ initialised at ``theta``) + MLP 1→hidden→hidden→1 (or no network)."""
+    net = mlp([1, hidden, hidden, 1]) if network else None
+    return StaticHybrid(SinePhysics(theta), net, state_dim=1)
+
+
+SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
+# Full batch (200 pairs): plain gradient steps of Adam, lr 1e-3 for the network, 1e-2 for θ.
+TRAINING = pick(full=dict(epochs=3000, batch_size=None), quick=dict(epochs=600, batch_size=None))
+
+
+def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float = 0.0) -> Task:
+    """The sine toy: noise-free pairs on x ∈ [−π, π), the hybrid of :func:`make_hybrid`."""
+    return Task(
+        name="sine_toy",
+        train=make_data("train", n_train, noise),
+        val=make_data("val", n_val, noise),
+        test=make_data("test", n_test),
+        make_model=lambda: make_hybrid(),
+        truth=TRUTH,
+        spec={"n_train": n_train, "n_val": n_val, "n_test": n_test, "noise": noise},
+    )
