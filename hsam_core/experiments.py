@@ -177,9 +177,12 @@ def run(
         "lr_phys": lr_phys,
         "model": model_label,
     }
+    folder = QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
     path = (
-        QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
-    ) / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
+        folder / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
+        if cache
+        else None
+    )
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)
