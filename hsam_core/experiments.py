@@ -86,8 +86,10 @@ NUMERICS = (
 
 def _code_hash(path: pathlib.Path) -> str:
     """Hash of a module's syntax tree without docstrings or comments: a change in what the code
-    does changes it, a reworded comment does not."""
+    does changes it, a reworded comment does not. A system module's ``grid()`` is left out: it
+    only lists configurations, and each configuration's key carries its own settings."""
     tree = ast.parse(path.read_text())
+    tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "grid")]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (
@@ -130,20 +132,25 @@ def describe(method: Method) -> dict:
     return desc
 
 
+def _key_inputs(
+    task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
+) -> dict:
+    """Everything that determines a result (stored with it, so that a cache can be audited)."""
+    return {
+        "task": task.name,
+        "spec": task.spec,
+        "method": describe(method),
+        "seeds": list(seeds),
+        "settings": settings,
+        "code": _source_hash(task.make_model, make_model),
+    }
+
+
 def _key(
     task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
 ) -> str:
     blob = json.dumps(
-        {
-            "task": task.name,
-            "spec": task.spec,
-            "method": describe(method),
-            "seeds": list(seeds),
-            "settings": settings,
-            "code": _source_hash(task.make_model, make_model),
-        },
-        sort_keys=True,
-        default=str,
+        _key_inputs(task, method, seeds, settings, make_model), sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -227,7 +234,15 @@ def run(
         rows.append(row)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"rows": rows, "history": history, "model": model.state_dict()}, path)
+        torch.save(
+            {
+                "rows": rows,
+                "history": history,
+                "model": model.state_dict(),
+                "key": _key_inputs(task, method, seeds, settings, make_model),
+            },
+            path,
+        )
     return Result(pd.DataFrame(rows), history, model)
 
 

@@ -163,7 +163,9 @@ def grid() -> list[Config]:
         Config(Method.regularized(L2(1e-3))),
         Config(Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True))),
         Config(Method.regularized(Orthogonality(1e-2))),
-        *[Config(Method.sam(rho)) for rho in pick([0.03, 0.1, 0.3], [0.1])],
-        *[Config(Method.asam(rho)) for rho in pick([0.3, 1.0], [1.0])],
+        # ρ grids: the prototype (TASKS.md) found SAM's ρ = 0.03 and ASAM's ρ = 0.3 too weak;
+        # they are left out of the full run to keep it within an hour on two CPU cores.
+        *[Config(Method.sam(rho)) for rho in pick([0.1, 0.3], [0.1])],
+        *[Config(Method.asam(rho)) for rho in pick([1.0], [1.0])],
         *[Config(Method.sam(rho, perturb="all")) for rho in pick([0.1], [0.1])],
     ]
