@@ -58,11 +58,15 @@ def model_factory(hidden: int | None = None) -> Callable[[], HybridODE]:
 
 
 def grid() -> list[Config]:
-    """ERM and APHYNITY with the grey-box coupling, at exactly the settings of
-    ``pendulum.grid()`` (λ₀ = 1, τ₂ = 1, every 5 steps, state-normalised ‖f_nn‖²)."""
+    """ERM, APHYNITY and L2 with the grey-box coupling, at exactly the settings of
+    ``pendulum.grid()``: APHYNITY penalises the network's *output* (λ₀ = 1, τ₂ = 1, every 5
+    steps, state-normalised ‖f_nn‖²), L2 its *weights* (λ = 10⁻³)."""
+    from ..regularizers import L2  # imported here: grid() is not part of the cache key
+
     make = model_factory()
     methods = [
         Method.erm(),
         Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True)),
+        Method.regularized(L2(1e-3)),
     ]
     return [Config(m, make, f"{m.label} [{LABEL}]") for m in methods]
