@@ -1,0 +1,193 @@
+"""The systems of Part II: Duffing, reaction–diffusion, pendulum images. Each test runs in a few
+seconds on one CPU thread."""
+
+import math
+import time
+
+import pytest
+import torch
+
+import hsam_core as hc
+from hsam_core.systems import duffing, pendulum, pendulum_images, reaction_diffusion
+
+rd = reaction_diffusion
+img = pendulum_images
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    hc.set_cpu_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smoke_fit(task, seeds=(0, 1), batch_size=None):
+    """Two epochs of ERM and of SAM on the task's default model, then the metrics of
+    ``experiments.run``: everything stays finite and θ moves."""
+    for method in (hc.Method.erm(), hc.Method.sam(0.1)):
+        model = hc.Ensemble.from_seeds(task.make_model, list(seeds))
+        before = {k: v.clone() for k, v in model.theta().items()}
+        history = hc.fit(model, task.train, method, epochs=2, batch_size=batch_size)
+        assert torch.isfinite(history.loss).all()
+        assert any((model.theta()[k] != before[k]).all() for k in before)
+        err = hc.theta_rel_error(model.theta(), task.truth)
+        assert err.shape == (len(seeds),) and torch.isfinite(err).all()
+    for metric in (hc.prediction_mse(model, task.test), hc.nn_contribution(model, task.test)):
+        assert metric.shape == (len(seeds),) and torch.isfinite(metric).all()
+    assert torch.isfinite(hc.sharpness_ascent(model, task.val, 0.05)).all()
+
+
+# --- Duffing -----------------------------------------------------------------------------------
+
+
+def test_duffing_data_deterministic_disjoint_and_nonlinear():
+    data = duffing.make_data("train", 3)
+    assert data.x.shape == (3, 50, 2) and torch.isfinite(data.x).all()
+    assert torch.allclose(duffing.make_data("train", 2).x, data.x[:2], atol=1e-6)
+    test = duffing.make_data("test", 3)
+    assert torch.cdist(data.x[:, 0], test.x[:, 0]).min() > 1e-3
+    # the cubic term is not a small correction: at the largest |x|, β x³ > α x
+    assert (data.x[..., 0].abs().amax(1) > 1.0).any()
+
+
+def test_duffing_physics_with_true_theta_is_the_linear_part():
+    s = torch.randn(64, 2, dtype=torch.float64)
+    phys = duffing.DampedLinearOscillator(duffing.ALPHA, duffing.DELTA).double()
+    cubic = torch.stack([torch.zeros(64), -duffing.BETA * s[:, 0] ** 3], -1).double()
+    assert torch.allclose(phys(s) + cubic, duffing.true_vector_field(s), atol=1e-12)
+    complete = duffing.DuffingPhysics(duffing.ALPHA, duffing.DELTA, duffing.BETA).double()
+    assert torch.allclose(complete(s), duffing.true_vector_field(s), atol=1e-12)
+
+
+def test_duffing_fit_smoke():
+    smoke_fit(duffing.task(n_train=2, n_val=2, n_test=2, hidden=8), batch_size=40)
+
+
+# --- reaction–diffusion ------------------------------------------------------------------------
+
+
+def test_laplacian_is_the_periodic_five_point_stencil():
+    x = -1 + torch.arange(rd.SIZE, dtype=torch.float64) * rd.MESH
+    f = torch.sin(math.pi * x)[:, None] * torch.cos(math.pi * x)[None, :]
+    exact = -2 * math.pi**2 * f
+    assert torch.allclose(rd.laplacian(f), exact, atol=2e-2 * exact.abs().max())
+    assert rd.laplacian(torch.ones(3, rd.SIZE, rd.SIZE)).abs().max() < 1e-6
+
+
+def test_rd_physics_with_true_theta_is_the_diffusion_part():
+    fields = torch.rand(3, 2, rd.SIZE, rd.SIZE, dtype=torch.float64)
+    reaction = rd.true_vector_field(fields, a=0.0, b=0.0)
+    diffusion = rd.true_vector_field(fields) - reaction
+    phys = rd.Diffusion(rd.A, rd.B).double()
+    assert torch.allclose(phys(fields.flatten(1)), diffusion.flatten(1), atol=1e-10)
+    complete = rd.FitzHughNagumo(rd.A, rd.B, rd.K).double()
+    assert torch.allclose(complete(fields.flatten(1)), rd.true_vector_field(fields).flatten(1))
+
+
+def test_rd_initial_states_deterministic_and_disjoint():
+    train = rd.initial_states("train", 3)
+    assert train.shape == (3, 2, rd.SIZE, rd.SIZE)
+    assert 0 <= train.min() and train.max() < 1
+    assert torch.equal(rd.initial_states("train", 2), train[:2])
+    test = rd.initial_states("test", 3)
+    assert torch.cdist(train.flatten(1), test.flatten(1)).min() > 1
+
+
+def test_rd_data_and_cache_hit(tmp_path, monkeypatch):
+    start = time.perf_counter()
+    data = rd.make_data("train", 2, horizon=0.3, cache_dir=tmp_path)
+    first = time.perf_counter() - start
+    assert data.x.shape == (2, 4, rd.STATE_DIM) and data.t.shape == (4,)
+    assert torch.isfinite(data.x).all() and torch.allclose(data.t, torch.tensor([0, 0.1, 0.2, 0.3]))
+    assert len(list((tmp_path / "data").glob("*.pt"))) == 1
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the cached trajectories were simulated again")
+
+    monkeypatch.setattr(rd, "simulate", no_simulation)
+    start = time.perf_counter()
+    again = rd.make_data("train", 2, horizon=0.3, cache_dir=tmp_path)
+    second = time.perf_counter() - start
+    assert torch.equal(again.x, data.x)
+    assert second < first / 3, (first, second)
+    # other settings are another file
+    with pytest.raises(AssertionError, match="simulated again"):
+        rd.make_data("train", 3, horizon=0.3, cache_dir=tmp_path)
+
+
+def test_rd_hybrid_accepts_flat_fields_and_refuses_others():
+    model = rd.make_hybrid()
+    phys, net = model(torch.rand(5, rd.STATE_DIM))
+    assert phys.shape == net.shape == (5, rd.STATE_DIM)
+    assert net.abs().max() == 0  # zero-initialised last layer: training starts from physics
+    with pytest.raises(ValueError, match="expects inputs"):
+        model(torch.rand(5, 2, rd.SIZE, rd.SIZE))
+
+
+def test_rd_fit_smoke(tmp_path):
+    task = rd.task(n_train=2, n_val=1, n_test=1, horizon=0.2, cache_dir=tmp_path)
+    smoke_fit(task, seeds=(0,), batch_size=2)
+
+
+# --- pendulum images ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", [0.0, 0.7, -1.9, math.pi])
+def test_renderer_puts_the_bob_at_sin_q_minus_cos_q(q):
+    frame = img.render(torch.tensor(q, dtype=torch.float64))
+    x, y = img.pixel_grid(dtype=torch.float64)
+    w = frame / frame.sum()
+    centre = torch.stack([(w * x).sum(), (w * y).sum()])
+    assert torch.allclose(centre, torch.tensor([math.sin(q), -math.cos(q)]).double(), atol=0.02)
+    row, col = divmod(int(frame.argmax()), img.SIZE)
+    pixel = 2 * img.EXTENT / (img.SIZE - 1)
+    assert abs(x[row, col] - math.sin(q)) <= pixel and abs(y[row, col] + math.cos(q)) <= pixel
+    assert 0 <= frame.min() and frame.max() <= 1
+
+
+def test_renderer_q0_is_bottom_centre_and_differentiable():
+    q = torch.tensor(0.0, requires_grad=True)
+    frame = img.render(q)
+    row, col = divmod(int(frame.argmax()), img.SIZE)
+    assert row > 3 * img.SIZE // 4 and abs(col - (img.SIZE - 1) / 2) <= 1
+    frame[row, col + 2].backward()  # a pixel right of the bob brightens as q grows
+    assert q.grad > 0
+    with_rod = img.render(torch.tensor(0.0), rod=0.5)
+    centre = img.SIZE // 2
+    assert with_rod[centre + 4, centre] > 0.3 > frame.detach()[centre + 4, centre]
+
+
+def test_image_data_shapes_determinism_and_windows():
+    data = img.make_data("train", 2, horizon=5.0)
+    assert data.frames.shape == (2, 10, img.SIZE, img.SIZE) and data.states.shape == (2, 10, 2)
+    assert torch.allclose(data.frames, img.render(data.states[..., 0]), atol=1e-5)
+    # dopri5 shares its adaptive steps over a batch: trajectory i changes with N at ~1e-10 only
+    assert torch.allclose(img.make_data("train", 1, horizon=5.0).frames, data.frames[:1], atol=1e-6)
+    noisy = img.make_data("train", 2, horizon=5.0, noise=0.05)
+    assert 0.03 < (noisy.frames - data.frames).std() < 0.07
+    w = data.windows(4)
+    assert w.frames.shape == (2 * 6, 5, img.SIZE, img.SIZE) and w.states.shape == (12, 5, 2)
+    assert torch.equal(w.frames[7], data.frames[1, 1:6]) and torch.equal(
+        w.states[7], data.states[1, 1:6]
+    )
+
+
+def test_image_hybrid_parameters_and_perfect_latent_loss():
+    model = img.make_hybrid(hidden=8)
+    ml = {id(p) for p in model.ml_parameters()}
+    assert {id(p) for p in model.encoder.parameters()} <= ml
+    assert {id(p) for p in model.physics_parameters()}.isdisjoint(ml)
+    assert model.theta().keys() == {"omega2"}
+    # the complete pendulum at the true θ, given the true first state, reproduces the frames
+    data = img.make_data("val", 2, horizon=5.0)
+    complete = pendulum.make_hybrid(physics="complete", network=False)
+    with torch.no_grad():
+        complete.physics.raw_omega2.fill_(math.log(math.expm1(pendulum.OMEGA2)))
+        complete.physics.raw_alpha.fill_(math.log(math.expm1(pendulum.ALPHA)))
+        z = complete.integrate(data.states[:, 0], data.t).transpose(0, 1)
+    assert (img.render(z[..., 0]) - data.frames).pow(2).mean() < 1e-4
+
+
+def test_image_fit_smoke():
+    smoke_fit(img.task(n_train=2, n_val=1, n_test=1, hidden=8, window=6), batch_size=16)
