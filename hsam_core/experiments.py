@@ -58,6 +58,27 @@ class Task:
     truth: dict[str, float]
     spec: dict = field(default_factory=dict)  # everything above, in words, for the cache key
     normalized_norm: bool = False  # report ‖f_nn‖² state-normalised (the pendulum convention)
+    # Sharpness and the Hessian's top eigenvalue on the first ``curvature_samples`` training
+    # samples only (None: all). Power iteration costs ~20 passes over the data: on the larger
+    # tasks a subset keeps it a fraction of the training cost.
+    curvature_samples: int | None = None
+
+
+@dataclass
+class _Head:
+    """The first ``n`` samples of a data object (the metrics index ``range(len(data))``)."""
+
+    data: object
+    n: int
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.data))
+
+    def to(self, device) -> _Head:
+        return _Head(self.data.to(device), self.n)
+
+    def loss(self, model, idx: torch.Tensor):
+        return self.data.loss(model, idx)
 
 
 @dataclass
@@ -136,7 +157,7 @@ def _key_inputs(
     task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
 ) -> dict:
     """Everything that determines a result (stored with it, so that a cache can be audited)."""
-    return {
+    inputs = {
         "task": task.name,
         "spec": task.spec,
         "method": describe(method),
@@ -144,6 +165,9 @@ def _key_inputs(
         "settings": settings,
         "code": _source_hash(task.make_model, make_model),
     }
+    if task.curvature_samples is not None:  # absent by default: keeps older keys valid
+        inputs["curvature_samples"] = task.curvature_samples
+    return inputs
 
 
 def _key(
@@ -208,14 +232,17 @@ def run(
     theta = model.theta()
     model_device = next(model.parameters()).device
     has_nn = bool(model.ml_parameters())
+    curvature_data = (
+        task.train if task.curvature_samples is None else _Head(task.train, task.curvature_samples)
+    )
     nan = torch.full((len(seeds),), float("nan"))
     scores = {
         "theta_rel_error": theta_rel_error(theta, task.truth) if task.truth and theta else nan,
         "val_mse": prediction_mse(model, task.val),
         "test_mse": prediction_mse(model, task.test),
         "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
-        "sharpness": sharpness_ascent(model, task.train, SHARPNESS_RHO) if has_nn else nan,
-        "hessian_top": top_hessian_eigenvalue(model, task.train) if has_nn else nan,
+        "sharpness": sharpness_ascent(model, curvature_data, SHARPNESS_RHO) if has_nn else nan,
+        "hessian_top": top_hessian_eigenvalue(model, curvature_data) if has_nn else nan,
     }
     label = model_label or method.label
     rows = []

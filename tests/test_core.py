@@ -158,3 +158,29 @@ def test_regularizers_run_and_shrink_the_network():
         assert torch.isfinite(hist.loss).all()
         norms[method.label] = hc.nn_contribution(model, data).mean().item()
     assert norms["APHYNITY"] < norms["ERM"]
+
+
+def test_curvature_metrics_on_a_subset_of_the_training_data():
+    """``Task.curvature_samples = n`` scores sharpness on the first n training samples only, and
+    enters the cache key (a task without it keeps its old key)."""
+    from hsam_core import experiments as ex
+
+    def make_task(n):
+        return ex.Task(
+            name="toy",
+            train=pendulum.make_data("train", 2).windows(5),
+            val=pendulum.make_data("val", 1),
+            test=pendulum.make_data("test", 1),
+            make_model=lambda: pendulum.make_hybrid(hidden=8),
+            truth=pendulum.TRUTH,
+            curvature_samples=n,
+        )
+
+    task = make_task(7)
+    result = ex.run(task, hc.Method.erm(), [0], epochs=1, batch_size=16, cache=False)
+    head = pendulum.make_data("train", 2).windows(5)
+    head = hc.Trajectories(head.t, head.x[:7])
+    expected = hc.sharpness_ascent(result.model, head, ex.SHARPNESS_RHO)
+    assert result.rows.sharpness[0] == pytest.approx(float(expected[0]), rel=1e-5)
+    keys = [ex._key(make_task(n), hc.Method.erm(), [0], {}, None) for n in (None, 7, 8)]
+    assert len(set(keys)) == 3
