@@ -261,6 +261,7 @@ def run(
         rows.append(row)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(
             {
                 "rows": rows,
@@ -268,8 +269,9 @@ def run(
                 "model": model.state_dict(),
                 "key": _key_inputs(task, method, seeds, settings, make_model),
             },
-            path,
+            tmp,
         )
+        tmp.replace(path)  # atomic: a parallel sweep never reads a half-written file
     return Result(pd.DataFrame(rows), history, model)
 
 
@@ -324,6 +326,10 @@ def main() -> None:
 
     python -m hsam_core.experiments pendulum --shard 0/2 &
     python -m hsam_core.experiments pendulum --shard 1/2
+
+    or, when a sweep is already running through the grid in order, start a second one from
+    the other end: each configuration is looked up in the cache just before it is trained, so
+    the two meet in the middle (``--reverse``).
     """
     import argparse
     import importlib
@@ -335,12 +341,14 @@ def main() -> None:
         "system", help="a module of hsam_core.systems with task(), grid(), SEEDS, TRAINING"
     )
     parser.add_argument("--shard", default="0/1", help="i/n: run configurations i, i+n, ...")
+    parser.add_argument("--reverse", action="store_true", help="run the shard from its end")
     args = parser.parse_args()
     set_cpu_threads(1)  # one thread per shard: tiny models, one shard per core
     system = importlib.import_module(f"hsam_core.systems.{args.system}")
     i, n = (int(v) for v in args.shard.split("/"))
     task = system.task()
-    for config in system.grid()[i::n]:
+    configs = system.grid()[i::n]
+    for config in reversed(configs) if args.reverse else configs:
         rows = run_grid(task, [config], system.SEEDS, **system.TRAINING)
         print(
             f"{rows.method[0]:<24} rho {config.method.rho:<5} theta error median "

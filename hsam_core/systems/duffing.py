@@ -162,7 +162,8 @@ def task(
 def grid() -> list[Config]:
     """The comparison of Part I on the Duffing oscillator, most informative first (a sweep cut
     short still has ERM and SAM; quick mode keeps the first four): ERM, SAM and ASAM, the
-    physics-only end, the three regularizers (the pendulum's settings), the NN-only end."""
+    physics-only end, the three regularizers (the pendulum's settings), the NN-only end, and a
+    control: the complete Duffing physics (α, δ, β) without a network."""
     hidden = pick(200, 32)
     configs = [
         Config(Method.erm()),
@@ -173,5 +174,10 @@ def grid() -> list[Config]:
         Config(Method.regularized(L2(1e-3))),
         Config(Method.regularized(Orthogonality(1e-2))),
         Config(Method.erm(), lambda: make_hybrid(hidden=hidden, physics="none"), "NN only"),
+        Config(
+            Method.erm(),
+            lambda: make_hybrid(physics="complete", network=False),
+            "physics only [complete]",
+        ),
     ]
     return pick(configs, configs[:4])  # quick mode: ERM, SAM, ASAM, physics only
