@@ -270,8 +270,8 @@ def task(
 
 def grid() -> list[Config]:
     """The comparison of Part I on images, most informative first (a sweep cut short still has
-    ERM and SAM; quick mode keeps the first four): ERM, SAM and ASAM, the physics-only end, the
-    three regularizers (the pendulum's settings), the NN-only end."""
+    ERM and SAM): ERM, SAM and ASAM, the physics-only end, the three regularizers (the
+    pendulum's settings), the NN-only end. Quick mode keeps ERM, SAM and physics only."""
     hidden = pick(200, 32)
     configs = [
         Config(Method.erm()),
@@ -283,4 +283,5 @@ def grid() -> list[Config]:
         Config(Method.regularized(Orthogonality(1e-2))),
         Config(Method.erm(), lambda: make_hybrid(hidden=hidden, physics="none"), "NN only"),
     ]
-    return pick(configs, configs[:4])  # quick mode: ERM, SAM, ASAM, physics only
+    # quick mode: ERM, SAM and physics only (ASAM is left out to keep the chapter's test short)
+    return pick(configs, [configs[0], configs[1], configs[3]])
