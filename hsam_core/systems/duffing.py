@@ -118,9 +118,9 @@ def make_hybrid(hidden: int = 200, physics: str = "incomplete", network: bool = 
 
 SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
 # The pendulum's training recipe — windows of 10 steps, minibatches of 150 (25 trajectories ×
-# 40 windows = 1000 windows, 7 minibatches per epoch) — for 200 epochs instead of 700 (sized for
-# the 2-core machine; ERM's θ is frozen after ~25 epochs, SAM's still drifts at 200). Quick mode: 10 trajectories, a 32-wide
-# network, 100 epochs of minibatches of 50.
+# 40 windows = 1000 windows, 7 minibatches per epoch) — for 200 epochs instead of 700, sized for
+# the 2-core machine (ERM's θ is frozen after ~25 epochs; SAM's still drifts at 200). Quick
+# mode: 10 trajectories, a 32-wide network, 100 epochs of minibatches of 50.
 TRAINING = pick(full=dict(epochs=200, batch_size=150), quick=dict(epochs=100, batch_size=50))
 
 
