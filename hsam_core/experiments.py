@@ -36,6 +36,7 @@ from .metrics import (
     theta_rel_error,
     top_hessian_eigenvalue,
 )
+from .regularizers import Regularizer
 from .runtime import default_device, quick_mode
 from .train import History, Method, fit
 
@@ -308,6 +309,28 @@ class Config:
     method: Method
     make_model: Callable[[], HybridModel] | None = None
     model_label: str = ""
+
+    @classmethod
+    def comparison(
+        cls,
+        physics_only: Callable[[], HybridModel],
+        nn_only: Callable[[], HybridModel],
+        regularizers: Sequence[Regularizer],
+        sam_variants: Sequence[Method],
+    ) -> list[Config]:
+        """The comparison of Part II, most informative first (a sweep cut short still has ERM
+        and SAM): ERM; the ``sam_variants`` (SAM, ASAM at their ρ); the physics-only end; each
+        of ``regularizers``; the NN-only end.
+
+        The model factories come from the system module, so that each configuration's cache
+        key hashes that module's code (see :func:`_source_hash`)."""
+        return [
+            cls(Method.erm()),
+            *[cls(method) for method in sam_variants],
+            cls(Method.erm(), physics_only, "physics only"),
+            *[cls(Method.regularized(reg)) for reg in regularizers],
+            cls(Method.erm(), nn_only, "NN only"),
+        ]
 
 
 def run_grid(task: Task, grid: Sequence[Config], seeds: Sequence[int], **training) -> pd.DataFrame:

@@ -269,19 +269,18 @@ def task(
 
 
 def grid() -> list[Config]:
-    """The comparison of Part I on images, most informative first (a sweep cut short still has
-    ERM and SAM): ERM, SAM and ASAM, the physics-only end, the three regularizers (the
-    pendulum's settings), the NN-only end. Quick mode keeps ERM, SAM and physics only."""
+    """The comparison on images (:meth:`Config.comparison`, the pendulum's regularizer
+    settings). Quick mode keeps ERM, SAM and physics only (ASAM is left out to keep the
+    chapter's test short)."""
     hidden = pick(200, 32)
-    configs = [
-        Config(Method.erm()),
-        *[Config(Method.sam(rho)) for rho in pick([0.1, 0.3], [0.1])],
-        *[Config(Method.asam(rho)) for rho in pick([1.0], [1.0])],
-        Config(Method.erm(), lambda: make_hybrid(network=False), "physics only"),
-        Config(Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True))),
-        Config(Method.regularized(L2(1e-3))),
-        Config(Method.regularized(Orthogonality(1e-2))),
-        Config(Method.erm(), lambda: make_hybrid(hidden=hidden, physics="none"), "NN only"),
-    ]
-    # quick mode: ERM, SAM and physics only (ASAM is left out to keep the chapter's test short)
+    configs = Config.comparison(
+        physics_only=lambda: make_hybrid(network=False),
+        nn_only=lambda: make_hybrid(hidden=hidden, physics="none"),
+        regularizers=[
+            Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True),
+            L2(1e-3),
+            Orthogonality(1e-2),
+        ],
+        sam_variants=[*(Method.sam(rho) for rho in pick([0.1, 0.3], [0.1])), Method.asam(1.0)],
+    )
     return pick(configs, [configs[0], configs[1], configs[3]])

@@ -287,18 +287,13 @@ def task(
 
 
 def grid() -> list[Config]:
-    """The comparison on reaction–diffusion, most informative first (a sweep cut short still has
-    ERM and SAM; quick mode keeps the first four): ERM, SAM and ASAM, the physics-only end,
-    the three regularizers (APHYNITY with its reaction–diffusion schedule τ₂ = 1e-3 every step,
-    plain ‖f_nn‖²), the NN-only end."""
-    configs = [
-        Config(Method.erm()),
-        *[Config(Method.sam(rho)) for rho in pick([0.03, 0.1], [0.1])],
-        *[Config(Method.asam(rho)) for rho in pick([1.0], [1.0])],
-        Config(Method.erm(), lambda: make_hybrid(network=False), "physics only"),
-        Config(Method.regularized(Aphynity(lambda0=1.0, tau2=1e-3, every=1))),
-        Config(Method.regularized(L2(1e-3))),
-        Config(Method.regularized(Orthogonality(1e-2))),
-        Config(Method.erm(), lambda: make_hybrid(physics="none"), "NN only"),
-    ]
-    return pick(configs, configs[:4])  # quick mode: ERM, SAM, ASAM, physics only
+    """The comparison on reaction–diffusion (:meth:`Config.comparison`), APHYNITY with its
+    reaction–diffusion schedule (τ₂ = 1e-3 every step, plain ‖f_nn‖²). Quick mode keeps ERM,
+    SAM, ASAM and physics only."""
+    configs = Config.comparison(
+        physics_only=lambda: make_hybrid(network=False),
+        nn_only=lambda: make_hybrid(physics="none"),
+        regularizers=[Aphynity(lambda0=1.0, tau2=1e-3, every=1), L2(1e-3), Orthogonality(1e-2)],
+        sam_variants=[*(Method.sam(rho) for rho in pick([0.03, 0.1], [0.1])), Method.asam(1.0)],
+    )
+    return pick(configs, configs[:4])
