@@ -171,12 +171,9 @@ def _key_inputs(
     return inputs
 
 
-def _key(
-    task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
-) -> str:
-    blob = json.dumps(
-        _key_inputs(task, method, seeds, settings, make_model), sort_keys=True, default=str
-    )
+def _key(inputs: dict) -> str:
+    """The cache file name's hash of :func:`_key_inputs`."""
+    blob = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -210,11 +207,8 @@ def run(
         "model": model_label,
     }
     folder = QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
-    path = (
-        folder / f"{task.name}-{_key(task, method, seeds, settings, make_model)}.pt"
-        if cache
-        else None
-    )
+    key_inputs = _key_inputs(task, method, seeds, settings, make_model)
+    path = folder / f"{task.name}-{_key(key_inputs)}.pt" if cache else None
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():
         saved = torch.load(path, weights_only=False)
@@ -268,7 +262,7 @@ def run(
                 "rows": rows,
                 "history": history,
                 "model": model.state_dict(),
-                "key": _key_inputs(task, method, seeds, settings, make_model),
+                "key": key_inputs,
             },
             tmp,
         )
