@@ -207,7 +207,8 @@ def run(
         "model": model_label,
     }
     folder = QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
-    key_inputs = _key_inputs(task, method, seeds, settings, make_model)
+    # Only a cached run needs a key: a factory defined in a notebook has no source file to hash.
+    key_inputs = _key_inputs(task, method, seeds, settings, make_model) if cache else None
     path = folder / f"{task.name}-{_key(key_inputs)}.pt" if cache else None
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     if cache and path.exists():

@@ -186,3 +186,21 @@ def test_curvature_metrics_on_a_subset_of_the_training_data():
         ex._key(ex._key_inputs(make_task(n), hc.Method.erm(), [0], {}, None)) for n in (None, 7, 8)
     ]
     assert len(set(keys)) == 3
+
+
+def test_uncached_run_accepts_a_factory_without_source_file():
+    """``cache=False`` needs no cache key, so a model factory defined where there is no source
+    file (a notebook cell, ``eval``) is accepted."""
+    from hsam_core import experiments as ex
+
+    make_model = eval("lambda: pendulum.make_hybrid(hidden=8)", {"pendulum": pendulum})
+    task = ex.Task(
+        name="toy",
+        train=pendulum.make_data("train", 1).windows(5),
+        val=pendulum.make_data("val", 1),
+        test=pendulum.make_data("test", 1),
+        make_model=make_model,
+        truth=pendulum.TRUTH,
+    )
+    result = ex.run(task, hc.Method.erm(), [0], epochs=1, batch_size=16, cache=False)
+    assert len(result.rows) == 1
