@@ -63,6 +63,10 @@ class Task:
     # samples only (None: all). Power iteration costs ~20 passes over the data: on the larger
     # tasks a subset keeps it a fraction of the training cost.
     curvature_samples: int | None = None
+    # θ scores that replace the default relative error, e.g. for θ identifiable only up to
+    # scale: a function of ``model.theta()`` returning {"theta_rel_error": (K,), "theta_cosine":
+    # (K,), ...}; each key becomes a column.
+    theta_scores: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -232,8 +236,13 @@ def run(
         task.train if task.curvature_samples is None else _Head(task.train, task.curvature_samples)
     )
     nan = torch.full((len(seeds),), float("nan"))
+    if task.theta_scores is not None and theta:
+        theta_columns = task.theta_scores(theta)
+    else:
+        error = theta_rel_error(theta, task.truth) if task.truth and theta else nan
+        theta_columns = {"theta_rel_error": error}
     scores = {
-        "theta_rel_error": theta_rel_error(theta, task.truth) if task.truth and theta else nan,
+        **theta_columns,
         "val_mse": prediction_mse(model, task.val),
         "test_mse": prediction_mse(model, task.test),
         "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
@@ -282,6 +291,30 @@ def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
         best_rho = rows.groupby("rho")["val_mse"].median().idxmin()
         results.loc[rows.index[rows["rho"] == best_rho], "selected"] = 1
     return results
+
+
+def settled(series: dict[str, torch.Tensor], tail: float = 0.2, tol: float = 1e-3) -> torch.Tensor:
+    """Has θ settled? One bool per member: over the last ``tail`` of the epochs, every series
+    (E, K) — θ from :class:`History`, or a function of it such as a ratio for θ identifiable up
+    to scale — stayed within ``tol`` of its final value, relative to that value:
+
+        max_{e ≥ (1 − tail) E} |θ_e − θ_E| / |θ_E| < tol.
+
+    A result whose θ has not settled is reported as "not converged" beside its number.
+    """
+    if not 0 < tail <= 1:
+        raise ValueError(f"tail must be in (0, 1], got {tail}")
+    ok = None
+    for name, values in series.items():
+        if values.dim() != 2 or values.shape[0] < 2:
+            raise ValueError(
+                f"series {name!r} must have shape (epochs >= 2, K), got {tuple(values.shape)}"
+            )
+        start = min(int((1 - tail) * values.shape[0]), values.shape[0] - 2)
+        last = values[-1]
+        drift = ((values[start:] - last).abs() / last.abs().clamp_min(1e-12)).amax(dim=0)
+        ok = drift < tol if ok is None else ok & (drift < tol)
+    return ok
 
 
 def summarize(
