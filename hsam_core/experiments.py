@@ -293,18 +293,17 @@ def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
-def settled(series: dict[str, torch.Tensor], tail: float = 0.2, tol: float = 1e-3) -> torch.Tensor:
-    """Has θ settled? One bool per member: over the last ``tail`` of the epochs, every series
-    (E, K) — θ from :class:`History`, or a function of it such as a ratio for θ identifiable up
-    to scale — stayed within ``tol`` of its final value, relative to that value:
+def theta_drift(series: dict[str, torch.Tensor], tail: float = 0.2) -> torch.Tensor:
+    """How far θ still moves at the end of training, one value per member: over the last
+    ``tail`` of the epochs, the largest relative distance of any series (E, K) — θ from
+    :class:`History`, or a function of it such as a ratio for θ identifiable up to scale — from
+    its final value,
 
-        max_{e ≥ (1 − tail) E} |θ_e − θ_E| / |θ_E| < tol.
-
-    A result whose θ has not settled is reported as "not converged" beside its number.
+        max_{series} max_{e ≥ (1 − tail) E} |θ_e − θ_E| / |θ_E|.
     """
     if not 0 < tail <= 1:
         raise ValueError(f"tail must be in (0, 1], got {tail}")
-    ok = None
+    drifts = []
     for name, values in series.items():
         if values.dim() != 2 or values.shape[0] < 2:
             raise ValueError(
@@ -312,9 +311,18 @@ def settled(series: dict[str, torch.Tensor], tail: float = 0.2, tol: float = 1e-
             )
         start = min(int((1 - tail) * values.shape[0]), values.shape[0] - 2)
         last = values[-1]
-        drift = ((values[start:] - last).abs() / last.abs().clamp_min(1e-12)).amax(dim=0)
-        ok = drift < tol if ok is None else ok & (drift < tol)
-    return ok
+        drifts.append(((values[start:] - last).abs() / last.abs().clamp_min(1e-12)).amax(dim=0))
+    if not drifts:
+        raise ValueError("no series given")
+    return torch.stack(drifts).amax(dim=0)
+
+
+def settled(series: dict[str, torch.Tensor], tail: float = 0.2, tol: float = 1e-3) -> torch.Tensor:
+    """Has θ settled? One bool per member: :func:`theta_drift` below ``tol`` — over the last
+    ``tail`` of the epochs every series stayed within ``tol`` of its final value, relative to
+    that value. A result whose θ has not settled is reported as "not converged" beside its
+    number."""
+    return theta_drift(series, tail) < tol
 
 
 def summarize(
