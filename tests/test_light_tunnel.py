@@ -14,13 +14,7 @@ from hsam_core.experiments import run, settled
 from hsam_core.systems import chambers
 from hsam_core.systems import light_tunnel as lt
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    hc.set_cpu_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_nominal_law_is_the_simulator_at_averaged_transmittances():

@@ -14,12 +14,7 @@ rd = reaction_diffusion
 img = pendulum_images
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    hc.set_cpu_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def smoke_fit(task, seeds=(0, 1), batch_size=None):
