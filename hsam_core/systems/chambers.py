@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-CHAMBER_CACHE = (
-    pathlib.Path(os.environ.get("HSAM_CACHE", pathlib.Path.home() / ".cache" / "hsam")) / "chambers"
-)
+from ..experiments import CACHE_DIR
+
+CHAMBER_CACHE = CACHE_DIR / "chambers"  # downloaded datasets, beside the results cache
 
 
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], source: str) -> pd.DataFrame:
