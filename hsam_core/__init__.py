@@ -20,7 +20,7 @@ from .metrics import (
 )
 from .regularizers import L2, Aphynity, Orthogonality, Regularizer
 from .runtime import default_device, pick, quick_mode, seed_everything, set_cpu_threads
-from .sam import SAM
+from .sam import SAM, LookSAM
 from .train import History, Method, check_optimizer, fit, make_optimizer
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ __all__ = [
     "experiments",
     "plotting",
     "SAM",
+    "LookSAM",
     "HybridModel",
     "HybridODE",
     "StaticHybrid",

@@ -3,9 +3,13 @@
     python -m hsam_core.bench            # CPU, one thread
     python -m hsam_core.bench --threads 2 --device cuda
 
-1. Step cost: one optimizer step (closure included) of SAM, ASAM and APHYNITY divided by one
-   Adam step, on the same model and minibatch (150 windows of 10 rk4 steps, MLP 2→200→200→2).
-   SAM's physical floor is 2.0: two forward+backward passes.
+1. Step cost: the mean optimizer step (closure included) of SAM, ASAM, the LookSAM variants and
+   APHYNITY divided by Adam's, on the same model and minibatch (150 windows of 10 rk4 steps, MLP
+   2→200→200→2); the methods take turns in blocks of ``--repeats`` steps (a multiple of every k)
+   so that a load on the machine hits them alike, and each keeps its fastest block. SAM's
+   physical floor is 2.0, two forward+backward passes; LookSAM's is 1 + 1/k.
+   Then the wall time of one training epoch (5 seeds as one ensemble, as the chapters train)
+   relative to ERM's, the figure the accuracy–cost frontier of chapter 5b uses.
 2. Ensembles: K = 5 seeds trained as one :class:`~hsam_core.ensemble.Ensemble` versus 5
    sequential single-seed fits, for ERM and SAM (same epochs, same data).
 3. Peak memory: the process's peak resident set (CPU) or ``max_memory_allocated`` (CUDA).
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import time
 
 import torch
@@ -29,15 +32,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def step_seconds(method: Method, data, device: torch.device, repeats: int) -> float:
-    """Median wall time of one optimizer step of ``method`` (K = 1, batch 150)."""
-    model = Ensemble.from_seeds(pendulum.make_hybrid, [0]).to(device)
-    opt = make_optimizer(model, method)
-    idx = torch.arange(150, device=device).unsqueeze(0)
-    reg = method.regularizer
-    if reg is not None:
-        reg.reset(1)
-
+def _closure_for(model, opt, data, idx, reg):
     def closure():
         opt.zero_grad()
         loss, states = data.loss(model, idx)
@@ -45,15 +40,53 @@ def step_seconds(method: Method, data, device: torch.device, repeats: int) -> fl
         objective.sum().backward()
         return loss.detach()
 
-    times = []
-    for i in range(repeats + 3):  # 3 warm-up steps
-        _sync(device)
-        start = time.perf_counter()
-        opt.step(closure)
-        _sync(device)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return closure
+
+
+def step_seconds(method: Method, data, device: torch.device, repeats: int) -> float:
+    """Mean wall time of one optimizer step of ``method`` (K = 1, batch 150)."""
+    return compare_step_seconds([method], data, device, repeats)[0]
+
+
+def compare_step_seconds(
+    methods: list[Method], data, device: torch.device, repeats: int, rounds: int = 5
+) -> list[float]:
+    """Mean wall time of one optimizer step of each method (K = 1, batch 150): the methods take
+    turns in blocks of ``repeats`` steps, ``rounds`` times; each keeps its fastest block."""
+    runs = []
+    for method in methods:
+        model = Ensemble.from_seeds(pendulum.make_hybrid, [0]).to(device)
+        opt = make_optimizer(model, method)
+        reg = method.regularizer
+        if reg is not None:
+            reg.reset(1)
+        idx = torch.arange(150, device=device).unsqueeze(0)
+        closure = _closure_for(model, opt, data, idx, reg)
+        for _ in range(3):  # warm-up
+            opt.step(closure)
+        runs.append((opt, closure))
+    best = [float("inf")] * len(methods)
+    for _ in range(rounds):
+        for i, (opt, closure) in enumerate(runs):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                opt.step(closure)
+            _sync(device)
+            best[i] = min(best[i], (time.perf_counter() - start) / repeats)
+    return best
+
+
+def epoch_seconds(methods: list[Method], data, device: torch.device, epochs: int) -> list[float]:
+    """Wall time per training epoch of each method: 5 seeds as one ensemble, batch 150, as the
+    chapters train; the methods take turns epoch block by epoch block (fastest of 3 blocks)."""
+    best = [float("inf")] * len(methods)
+    for _ in range(3):
+        for i, method in enumerate(methods):
+            model = Ensemble.from_seeds(pendulum.make_hybrid, [0, 1, 2, 3, 4]).to(device)
+            history = fit(model, data, method, epochs=epochs, batch_size=150)
+            best[i] = min(best[i], history.seconds / epochs)
+    return best
 
 
 def ensemble_seconds(
@@ -88,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=20, help="steps per timed block")
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     set_cpu_threads(args.threads)
@@ -96,17 +129,30 @@ def main() -> None:
     data = pendulum.make_data("train", 25).windows(10).to(device)
     print(f"device {device}, {torch.get_num_threads()} CPU thread(s), torch {torch.__version__}")
 
-    base = step_seconds(Method.erm(), data, device, args.repeats)
-    print(
-        f"\n1. step cost (median of {args.repeats} steps), relative to Adam = {base * 1e3:.1f} ms"
-    )
-    for method in (
+    methods = [
+        Method.erm(),
         Method.sam(0.1),
         Method.asam(1.0),
+        Method.looksam(0.1, every=5),
+        Method.looksam(0.1, every=10),
+        Method.looksam(1.0, every=5, adaptive=True),
         Method.regularized(Aphynity(normalized=True)),
-    ):
-        seconds = step_seconds(method, data, device, args.repeats)
-        print(f"   {method.label:<12} {seconds * 1e3:7.1f} ms   ratio {seconds / base:.3f}")
+    ]
+    steps = compare_step_seconds(methods, data, device, args.repeats)
+    epochs = epoch_seconds(methods[:-1], data, device, args.epochs)
+    print(
+        f"\n1. cost relative to ERM (Adam): one step (blocks of {args.repeats}, batch 150, "
+        f"K = 1; Adam {steps[0] * 1e3:.1f} ms) and one epoch (K = 5, {len(data)} windows; "
+        f"ERM {epochs[0]:.2f} s)"
+    )
+    print(f"   {'method':<22} {'ms/step':>8} {'step ratio':>10} {'s/epoch':>8} {'epoch ratio':>11}")
+    for i, method in enumerate(methods):
+        per_epoch = (
+            f"{epochs[i]:8.2f} {epochs[i] / epochs[0]:11.3f}" if i < len(epochs) else " " * 20
+        )
+        print(
+            f"   {method.label:<22} {steps[i] * 1e3:8.1f} {steps[i] / steps[0]:10.3f} {per_epoch}"
+        )
 
     seeds = [0, 1, 2, 3, 4]
     print(f"\n2. K = {len(seeds)} seeds, {args.epochs} epochs of {len(data)} windows, batch 150")

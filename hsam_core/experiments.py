@@ -149,6 +149,8 @@ def describe(method: Method) -> dict:
         "adaptive": method.adaptive,
         "eta": method.eta,
     }
+    if method.every != 1:  # absent for SAM: keeps the keys of every other method as they were
+        desc["every"], desc["alpha"] = method.every, method.alpha
     if method.regularizer is not None:
         reg = method.regularizer
         desc["regularizer"] = {

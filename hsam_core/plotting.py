@@ -22,13 +22,15 @@ METHOD_COLORS = {
     "SAM (all)": "#17becf",
     "ASAM (nn)": "#2ca02c",
     "ASAM (all)": "#98df8a",
+    "LookSAM (nn)": "#393b79",
+    "LookASAM (nn)": "#637939",
 }
 
 
 def color(method: str) -> str:
-    """The book's colour of ``method`` (labels with a suffix such as "ERM [grey-box]" share
-    their method's colour)."""
-    base = method.split(" [")[0]
+    """The book's colour of ``method`` (labels with a suffix such as "ERM [grey-box]" or
+    "LookSAM (nn) k=5" share their method's colour)."""
+    base = method.split(" [")[0].split(" k=")[0]
     if base not in METHOD_COLORS:
         raise KeyError(f"no colour for method {method!r}; known: {sorted(METHOD_COLORS)}")
     return METHOD_COLORS[base]

@@ -24,6 +24,10 @@ What this file adds to the usual davda54/sam wrapper, for hybrid models:
 * ``member_dim``: for an ensemble whose parameters stack K independent models along one
   dimension, every member gets its own norm ‖T g‖_k, exactly as K separate SAM optimizers.
 
+A SAM step costs two forward-backward passes. :class:`LookSAM` (Liu et al., 2022) amortises
+the second one: the full SAM gradient every k-th step, its sharpness direction reused in between
+at the cost of a plain step.
+
 Copy this file alone into a project: it depends on torch only.
 """
 
@@ -98,16 +102,19 @@ class SAM(torch.optim.Optimizer):
             if p.grad is not None
         ]
 
+    def _member_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Σ of ``t``'s entries: a scalar, or one value per ensemble member (over member_dim)."""
+        if self.member_dim is None:
+            return t.sum()
+        dims = [d for d in range(t.dim()) if d != self.member_dim % t.dim()]
+        return t.sum(dim=dims) if dims else t
+
     def _scaled_grad_norm(self, pairs: list[tuple[dict[str, Any], torch.Tensor]]) -> torch.Tensor:
         """‖T g‖₂ over the perturbed parameters: a scalar, or one value per ensemble member."""
         squares = []
         for group, p in pairs:
             tg = (p.abs() + group["eta"]) * p.grad if group["adaptive"] else p.grad
-            if self.member_dim is None:
-                squares.append(tg.pow(2).sum())
-            else:
-                dims = [d for d in range(tg.dim()) if d != self.member_dim % tg.dim()]
-                squares.append(tg.pow(2).sum(dim=dims) if dims else tg.pow(2))
+            squares.append(self._member_sum(tg.pow(2)))
         return torch.stack(squares).sum(dim=0).sqrt()
 
     def _per_member(self, scale: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -185,3 +192,136 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         for i, group in enumerate(self.param_groups):
             _check_rho(group["rho"], f"param group {i} of the loaded state")
+
+
+class LookSAM(SAM):
+    """LookSAM (Liu et al., 2022): the SAM gradient every ``k``-th step, reused in between.
+
+    Write g = ∇L(w) for the plain gradient and g_s = ∇L(w + ε) for the SAM gradient. On every
+    k-th step (steps 0, k, 2k, …) LookSAM takes a full SAM step and keeps the part of g_s that
+    is orthogonal to g, the direction that only the sharpness term contributes,
+
+        g_v = g_s − (⟨g_s, g⟩ / ‖g‖²) g.
+
+    On the k − 1 steps in between it computes g alone (one forward-backward pass, as Adam) and
+    hands the base optimizer
+
+        g + α (‖g‖ / ‖g_v‖) g_v,
+
+    the current gradient plus the last sharpness direction, rescaled to the current gradient's
+    size. A step costs (1 + 1/k) passes on average instead of SAM's 2. ``k = 1`` is SAM exactly;
+    ``alpha = 0`` is SAM every k-th step with plain steps in between (no reuse).
+
+    Inner products and norms run over every parameter the optimizer updates, groups with
+    ``rho = 0`` included: those are not perturbed, but SAM updates them with their gradient at
+    w + ε, and the reuse keeps that part too (for a hybrid, θ's share of the sharpness gradient).
+    With ``member_dim`` they are taken per member, as K separate optimizers would.
+    This is the split of the paper's Algorithm 1, over the whole gradient vector;
+    pytorch_optimizer's ``LookSAM`` splits every tensor separately instead. Everything else —
+    per-group ρ, ASAM, ``first_step``/``second_step`` — is :class:`SAM`'s.
+
+    Args:
+        k: a full SAM step every ``k`` steps (an int ≥ 1).
+        alpha: weight α ≥ 0 of the reused direction (the paper uses 0.7).
+        The other arguments are :class:`SAM`'s.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer],
+        rho: float = 0.05,
+        k: int = 5,
+        alpha: float = 0.7,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(
+                f"LookSAM: k must be an int >= 1 (a SAM step every k steps), got {k!r}"
+            )
+        if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"LookSAM: alpha must be a finite number >= 0, got {alpha!r}")
+        super().__init__(params, base_optimizer, rho=rho, **kwargs)
+        self.k = k
+        self.alpha = float(alpha)
+        self.steps = 0  # steps taken; a full SAM step when steps % k == 0
+
+    def _updated(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+
+    def _dot(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        """⟨a, b⟩ over a list of tensors: a scalar, or one value per member."""
+        return torch.stack([self._member_sum(x * y) for x, y in zip(a, b)]).sum(dim=0)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One LookSAM step (the closure as for :meth:`SAM.step`). Returns the loss at w."""
+        if closure is None or self.steps % self.k == 0:
+            loss = self._sam_step(closure)
+        else:
+            closure = torch.enable_grad()(closure)
+            loss = closure()
+            self._reuse()
+            self.base_optimizer.step()
+        self.steps += 1
+        return loss
+
+    def _sam_step(self, closure: Callable[[], Any] | None) -> Any:
+        if closure is None:
+            return super().step(closure)  # raises SAM's explanation
+        closure = torch.enable_grad()(closure)
+        loss = closure()
+        if not any(group["rho"] > 0 for group in self.param_groups):
+            self.base_optimizer.step()
+            return loss
+        params = self._updated()
+        g = [p.grad.clone() for p in params]
+        self.first_step()
+        closure()
+        if self.k > 1:  # k = 1 never reuses: skip the bookkeeping, SAM exactly
+            g_s = [p.grad for p in params]
+            g_sq = self._dot(g, g)
+            coef = torch.where(g_sq > 0, self._dot(g_s, g) / g_sq.clamp_min(1e-30), 0.0)
+            for p, gi, gsi in zip(params, g, g_s):
+                self.state[p]["g_v"] = gsi - self._per_member(coef, p) * gi
+        self.second_step()
+        return loss
+
+    def _reuse(self) -> None:
+        """Add α (‖g‖ / ‖g_v‖) g_v to the current gradient g (in place)."""
+        params = [p for p in self._updated() if "g_v" in self.state[p]]
+        if not params or self.alpha == 0:
+            return
+        g = [p.grad for p in params]
+        g_v = [self.state[p]["g_v"] for p in params]
+        g_norm, v_norm = self._dot(g, g).sqrt(), self._dot(g_v, g_v).sqrt()
+        scale = torch.where(v_norm > 0, self.alpha * g_norm / v_norm.clamp_min(1e-30), 0.0)
+        for p, gi, vi in zip(params, g, g_v):
+            gi.add_(self._per_member(scale, p) * vi)
+
+    def state_dict(self) -> dict[str, Any]:
+        """SAM's state plus the step count and the kept directions g_v (in parameter order)."""
+        state = super().state_dict()
+        params = [p for group in self.param_groups for p in group["params"]]
+        state["looksam"] = {
+            "steps": self.steps,
+            "g_v": {
+                i: self.state[p]["g_v"].clone()
+                for i, p in enumerate(params)
+                if "g_v" in self.state[p]
+            },
+        }
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("looksam", None)
+        if extra is None:
+            raise ValueError("LookSAM.load_state_dict: no 'looksam' entry (a plain SAM state?)")
+        super().load_state_dict(state_dict)
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.steps = int(extra["steps"])
+        for i, p in enumerate(params):
+            self.state[p].pop("g_v", None)
+            if i in extra["g_v"]:
+                self.state[p]["g_v"] = extra["g_v"][i].to(p).clone()

@@ -1,8 +1,9 @@
 """One training loop for every method: ERM, the regularizers, SAM and ASAM.
 
 A method is a :class:`Method`: a regularizer (or none) and a SAM radius ρ (0 = plain Adam),
-with which parameters SAM perturbs ("nn" — the hybrid variant — or "all") and whether it is
-adaptive (ASAM). :func:`fit` trains an :class:`~hsam_core.ensemble.Ensemble` of K seeds at
+with which parameters SAM perturbs ("nn" — the hybrid variant — or "all"), whether it is
+adaptive (ASAM) and how often the SAM gradient is computed (``every = k``: LookSAM, which reuses
+it for k − 1 cheaper steps). :func:`fit` trains an :class:`~hsam_core.ensemble.Ensemble` of K seeds at
 once; member k draws its own minibatch order from its own seed, exactly as a separate run
 with that seed would.
 """
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from .ensemble import Ensemble
 from .metrics import fnn_sq_norm
 from .regularizers import Regularizer
-from .sam import SAM
+from .sam import SAM, LookSAM
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Method:
     perturb: str = "nn"
     adaptive: bool = False
     eta: float = 0.01
+    every: int = 1  # k of LookSAM: a full SAM step every k steps (1 = SAM)
+    alpha: float = 0.7  # LookSAM's weight of the reused sharpness direction
     regularizer: Regularizer | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -38,6 +41,8 @@ class Method:
             raise ValueError(f"perturb must be 'nn' or 'all', got {self.perturb!r}")
         if not math.isfinite(self.rho) or self.rho < 0:
             raise ValueError(f"rho must be a finite number >= 0, got {self.rho!r}")
+        if self.every != 1 and self.rho == 0:
+            raise ValueError(f"every = {self.every} amortises SAM steps: it needs rho > 0")
 
     @classmethod
     def erm(cls) -> Method:
@@ -59,6 +64,30 @@ class Method:
         """Adaptive SAM (T = |w| + η) around Adam."""
         return cls(f"ASAM ({perturb})", rho=rho, perturb=perturb, adaptive=True, eta=eta)
 
+    @classmethod
+    def looksam(
+        cls,
+        rho: float,
+        every: int = 5,
+        alpha: float = 0.7,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        perturb: str = "nn",
+    ) -> Method:
+        """LookSAM: SAM (or ASAM) gradient every ``every`` steps, its sharpness direction
+        reused with weight ``alpha`` in between (see :class:`~hsam_core.sam.LookSAM`)."""
+        name = "LookASAM" if adaptive else "LookSAM"
+        label = f"{name} ({perturb}) k={every}" + ("" if alpha == 0.7 else f" α={alpha:g}")
+        return cls(
+            label,
+            rho=rho,
+            perturb=perturb,
+            adaptive=adaptive,
+            eta=eta,
+            every=every,
+            alpha=alpha,
+        )
+
 
 def make_optimizer(
     model: Ensemble, method: Method, lr_nn: float = 1e-3, lr_phys: float = 1e-2
@@ -77,14 +106,10 @@ def make_optimizer(
         return torch.optim.Adam([{k: v for k, v in g.items() if k != "rho"} for g in groups])
     if not any(g["rho"] > 0 for g in groups):
         raise ValueError(f"{method.label}: the model has no parameters for SAM to perturb")
-    return SAM(
-        groups,
-        torch.optim.Adam,
-        rho=method.rho,
-        adaptive=method.adaptive,
-        eta=method.eta,
-        member_dim=0,
-    )
+    options = dict(rho=method.rho, adaptive=method.adaptive, eta=method.eta, member_dim=0)
+    if method.every == 1:
+        return SAM(groups, torch.optim.Adam, **options)
+    return LookSAM(groups, torch.optim.Adam, k=method.every, alpha=method.alpha, **options)
 
 
 def check_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:

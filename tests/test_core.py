@@ -67,6 +67,26 @@ def test_negative_rho_is_refused_by_method():
         hc.Method.sam(-0.1)
 
 
+def test_looksam_method_builds_looksam_and_keys_its_settings():
+    from hsam_core.experiments import describe
+
+    model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0, 1])
+    method = hc.Method.looksam(0.1, every=5, alpha=0.5)
+    opt = hc.make_optimizer(model, method)
+    assert isinstance(opt, hc.LookSAM) and (opt.k, opt.alpha, opt.member_dim) == (5, 0.5, 0)
+    assert type(hc.make_optimizer(model, hc.Method.sam(0.1))) is hc.SAM
+    # the cache key tells LookSAM settings apart, and leaves SAM's description as it was
+    assert describe(method) != describe(hc.Method.looksam(0.1, every=10, alpha=0.5))
+    assert "every" not in describe(hc.Method.sam(0.1))
+    labels = {hc.Method.looksam(0.1, every=k, alpha=a).label for k in (5, 10) for a in (0, 0.7)}
+    assert len(labels) == 4
+    with pytest.raises(ValueError, match="needs rho > 0"):
+        hc.Method("ERM", every=5)
+    data = pendulum.make_data("train", 2, horizon=3.0).windows(2)
+    history = hc.fit(model, data, method, epochs=3, batch_size=4)
+    assert torch.isfinite(history.loss).all()
+
+
 def test_optimizer_with_foreign_parameters_is_refused():
     data = pendulum.make_data("train", 2, horizon=3.0).windows(2)
     model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0])

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from hsam_core import SAM
+from hsam_core import SAM, LookSAM
 
 
 def quadratic_loss(w: torch.Tensor) -> torch.Tensor:
@@ -225,3 +225,134 @@ def test_copied_alone_into_an_empty_folder(tmp_path):
         check=True,
     )
     assert out.stdout.startswith("ok")
+
+
+# --- LookSAM: the amortised variant -------------------------------------------------------
+
+
+def _net_and_data(seed=4):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    return net, torch.randn(32, 3), torch.randn(32, 2)
+
+
+def _train(model, opt, x, y, steps):
+    for _ in range(steps):
+
+        def closure():
+            opt.zero_grad()
+            loss = (model(x) - y).pow(2).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_looksam_every_step_is_sam_exactly(adaptive):
+    net, x, y = _net_and_data()
+    ref = copy.deepcopy(net)
+    groups = lambda m: [  # noqa: E731 - per-group ρ: the last layer is updated, never perturbed
+        {"params": list(m[0].parameters())},
+        {"params": list(m[2].parameters()), "rho": 0.0},
+    ]
+    look = LookSAM(groups(net), torch.optim.Adam, rho=0.2, k=1, adaptive=adaptive, lr=1e-2)
+    sam = SAM(groups(ref), torch.optim.Adam, rho=0.2, adaptive=adaptive, lr=1e-2)
+    _train(net, look, x, y, 6)
+    _train(ref, sam, x, y, 6)
+    for p, q in zip(net.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_looksam_reuses_the_orthogonal_sharpness_direction():
+    """Step 0 is a SAM step; step 1 adds α ‖g‖/‖g_v‖ g_v to the plain gradient (hand computed)."""
+    w0 = torch.tensor([0.7, -1.2, 2.0], dtype=torch.float64)
+    w = torch.nn.Parameter(w0.clone())
+    rho, lr, alpha = 0.3, 0.1, 0.7
+    opt = LookSAM([w], torch.optim.SGD, rho=rho, k=3, alpha=alpha, lr=lr)
+    opt.step(closure_for(opt, w))
+    g = grad_of(w0)
+    g_s = grad_of(w0 + rho * g / g.norm())
+    w1 = w0 - lr * g_s
+    torch.testing.assert_close(w.detach(), w1)
+    g_v = g_s - (g_s @ g) / (g @ g) * g
+    opt.step(closure_for(opt, w))
+    g1 = grad_of(w1)
+    w2 = w1 - lr * (g1 + alpha * g1.norm() / g_v.norm() * g_v)
+    torch.testing.assert_close(w.detach(), w2)
+    # and with α = 0 the step in between is the base optimizer's plain step
+    w = torch.nn.Parameter(w0.clone())
+    opt = LookSAM([w], torch.optim.SGD, rho=rho, k=3, alpha=0.0, lr=lr)
+    opt.step(closure_for(opt, w))
+    opt.step(closure_for(opt, w))
+    torch.testing.assert_close(w.detach(), w1 - lr * grad_of(w1))
+
+
+def test_looksam_member_dim_equals_separate_optimizers():
+    torch.manual_seed(5)
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    stacked = torch.nn.Parameter(torch.randn(3, 4))
+    singles = [torch.nn.Parameter(stacked[k].detach().clone()) for k in range(3)]
+
+    def loss_of(w):
+        return (a * w.pow(2) + b * w).sum(dim=-1)
+
+    opt = LookSAM([stacked], torch.optim.SGD, rho=0.1, k=2, member_dim=0, lr=0.05)
+    opts = [LookSAM([s], torch.optim.SGD, rho=0.1, k=2, lr=0.05) for s in singles]
+    for _ in range(5):
+
+        def closure():
+            opt.zero_grad()
+            loss = loss_of(stacked)
+            loss.sum().backward()
+            return loss
+
+        opt.step(closure)
+        for k, (s, o) in enumerate(zip(singles, opts)):
+
+            def single_closure(s=s, o=o, k=k):
+                o.zero_grad()
+                loss = (a[k] * s.pow(2) + b[k] * s).sum()
+                loss.backward()
+                return loss
+
+            o.step(single_closure)
+    for k in range(3):
+        torch.testing.assert_close(stacked[k].detach(), singles[k].detach())
+
+
+def test_looksam_state_dict_round_trip_continues_identically():
+    net, x, y = _net_and_data(6)
+    opt = LookSAM(net.parameters(), torch.optim.Adam, rho=0.1, k=3, lr=1e-2)
+    _train(net, opt, x, y, 4)  # mid-cycle: the next step reuses g_v
+    saved_model, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
+    assert saved_opt["looksam"]["steps"] == 4 and saved_opt["looksam"]["g_v"]
+    _train(net, opt, x, y, 4)
+    clone = copy.deepcopy(net)
+    clone.load_state_dict(saved_model)
+    opt2 = LookSAM(clone.parameters(), torch.optim.Adam, rho=0.1, k=3, lr=1e-2)
+    opt2.load_state_dict(saved_opt)
+    _train(clone, opt2, x, y, 4)
+    for p, q in zip(net.parameters(), clone.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="looksam"):
+        opt2.load_state_dict(SAM(clone.parameters(), torch.optim.Adam, lr=1e-2).state_dict())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"k": 0}, "k must be an int >= 1"),
+        ({"k": 2.5}, "k must be an int >= 1"),
+        ({"k": True}, "k must be an int >= 1"),
+        ({"alpha": -0.1}, "alpha must be"),
+        ({"alpha": float("nan")}, "alpha must be"),
+        ({"rho": -1.0}, "rho"),
+    ],
+)
+def test_looksam_bad_settings_are_refused(kwargs, match):
+    w = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match=match):
+        LookSAM([w], torch.optim.SGD, lr=0.1, **kwargs)
+    with pytest.raises(ValueError, match="closure"):
+        LookSAM([w], torch.optim.SGD, lr=0.1).step()
