@@ -108,21 +108,26 @@ def test_matches_pytorch_optimizer_sam():
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
+def _train(model, opt, x, y, steps):
+    """``steps`` optimizer steps on the mean squared error of ``model(x)`` against ``y``."""
+    for _ in range(steps):
+
+        def closure():
+            opt.zero_grad()
+            loss = (model(x) - y).pow(2).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+
 def test_state_dict_round_trip_continues_identically():
     torch.manual_seed(2)
     net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     x, y = torch.randn(16, 3), torch.randn(16, 1)
 
     def train(model, opt, steps):
-        for _ in range(steps):
-
-            def closure():
-                opt.zero_grad()
-                loss = (model(x) - y).pow(2).mean()
-                loss.backward()
-                return loss
-
-            opt.step(closure)
+        _train(model, opt, x, y, steps)
 
     opt = SAM(net.parameters(), torch.optim.Adam, rho=0.1, lr=1e-2)
     train(net, opt, 3)
@@ -234,18 +239,6 @@ def _net_and_data(seed=4):
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
     return net, torch.randn(32, 3), torch.randn(32, 2)
-
-
-def _train(model, opt, x, y, steps):
-    for _ in range(steps):
-
-        def closure():
-            opt.zero_grad()
-            loss = (model(x) - y).pow(2).mean()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
 
 
 @pytest.mark.parametrize("adaptive", [False, True])
