@@ -403,14 +403,28 @@ def main() -> None:
     )
     parser.add_argument("--shard", default="0/1", help="i/n: run configurations i, i+n, ...")
     parser.add_argument("--reverse", action="store_true", help="run the shard from its end")
+    parser.add_argument(
+        "--methods", nargs="+", metavar="LABEL", help="only these configurations (method labels)"
+    )
+    parser.add_argument("--epochs", type=int, help="train this many epochs instead of TRAINING's")
     args = parser.parse_args()
     set_cpu_threads(1)  # one thread per shard: tiny models, one shard per core
     system = importlib.import_module(f"hsam_core.systems.{args.system}")
     i, n = (int(v) for v in args.shard.split("/"))
     task = system.task()
-    configs = system.grid()[i::n]
+    configs = system.grid()
+    if args.methods:
+        labels = [c.model_label or c.method.label for c in configs]
+        unknown = set(args.methods) - set(labels)
+        if unknown:
+            parser.error(f"no configuration {sorted(unknown)} in {args.system}.grid(): {labels}")
+        configs = [c for c, label in zip(configs, labels) if label in args.methods]
+    configs = configs[i::n]
+    training = dict(system.TRAINING)
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
     for config in reversed(configs) if args.reverse else configs:
-        rows = run_grid(task, [config], system.SEEDS, **system.TRAINING)
+        rows = run_grid(task, [config], system.SEEDS, **training)
         print(
             f"{rows.method[0]:<24} rho {config.method.rho:<5} theta error median "
             f"{rows.theta_rel_error.median():.4g}  seconds/seed {rows.seconds[0]:.0f}",
