@@ -248,3 +248,15 @@ def test_theta_history_records_every_epoch_for_identity_maps():
     assert a.shape == (5, 2) and not a.requires_grad
     assert (a[1:] > a[:-1]).all(), f"θ did not move from epoch to epoch in the history: {a}"
     torch.testing.assert_close(a[-1], model.theta()["a"].detach())
+
+
+def test_sweep_cli_refuses_an_unknown_method_label(monkeypatch, capsys, one_thread):
+    from hsam_core import experiments
+
+    monkeypatch.setattr(
+        "sys.argv", ["experiments", "pendulum_cost", "--methods", "SAM (nn)", "SAM (typo)"]
+    )
+    with pytest.raises(SystemExit):
+        experiments.main()
+    err = capsys.readouterr().err
+    assert "SAM (typo)" in err and "LookSAM (nn) k=5" in err
