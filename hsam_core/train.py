@@ -1,11 +1,11 @@
-"""One training loop for every method: ERM, the regularizers, SAM and ASAM.
+"""One training loop for every method: ERM, the regularizers, SAM, ASAM and LookSAM.
 
 A method is a :class:`Method`: a regularizer (or none) and a SAM radius ρ (0 = plain Adam),
 with which parameters SAM perturbs ("nn" — the hybrid variant — or "all"), whether it is
-adaptive (ASAM) and how often the SAM gradient is computed (``every = k``: LookSAM, which reuses
-it for k − 1 cheaper steps). :func:`fit` trains an :class:`~hsam_core.ensemble.Ensemble` of K seeds at
-once; member k draws its own minibatch order from its own seed, exactly as a separate run
-with that seed would.
+adaptive (ASAM) and how often the SAM gradient is computed (``every = k``: LookSAM, which
+reuses it for k − 1 cheaper steps). :func:`fit` trains an
+:class:`~hsam_core.ensemble.Ensemble` of K seeds at once; member k draws its own minibatch
+order from its own seed, exactly as a separate run with that seed would.
 """
 
 from __future__ import annotations
