@@ -32,9 +32,7 @@ from torch import nn
 
 from ..experiments import Config, Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
-from ..regularizers import L2, Aphynity, Orthogonality
 from ..runtime import pick
-from ..train import Method
 from . import duffing
 
 ALPHA, DELTA, BETA = duffing.ALPHA, duffing.DELTA, duffing.BETA
@@ -98,23 +96,6 @@ def task(
 
 
 def grid() -> list[Config]:
-    """The configurations of :func:`duffing.grid` — the same regularizer settings and SAM
-    variants — on this specification, and the control: the complete Duffing physics (α, δ, β)
-    without a network. Quick mode keeps ERM, SAM, ASAM, physics only and the control."""
-    hidden = pick(200, 32)
-    configs = Config.comparison(
-        physics_only=lambda: make_hybrid(network=False),
-        nn_only=lambda: make_hybrid(hidden=hidden, physics="none"),
-        regularizers=[
-            Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True),
-            L2(1e-3),
-            Orthogonality(1e-2),
-        ],
-        sam_variants=[*(Method.sam(rho) for rho in pick([0.1, 0.3], [0.1])), Method.asam(1.0)],
-    )
-    control = Config(
-        Method.erm(),
-        lambda: make_hybrid(physics="complete", network=False),
-        "physics only [complete]",
-    )
-    return pick([*configs, control], [*configs[:4], control])
+    """:func:`duffing.grid` — the same regularizer settings, SAM variants and complete-physics
+    control — on this specification's hybrids."""
+    return duffing.grid(make_hybrid)
