@@ -183,6 +183,94 @@ def _key(inputs: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def cache_file(
+    task: Task,
+    method: Method,
+    seeds: Sequence[int],
+    settings: dict,
+    make_model: Callable[[], HybridModel] | None = None,
+    folder: pathlib.Path | None = None,
+) -> tuple[pathlib.Path, dict]:
+    """Where the result of one configuration is cached, and the inputs its name hashes.
+
+    ``folder`` defaults to ``CACHE_DIR`` in full mode and to a scratch folder in quick mode."""
+    folder = folder if folder is not None else (QUICK_CACHE_DIR if quick_mode() else CACHE_DIR)
+    inputs = _key_inputs(task, method, seeds, settings, make_model)
+    return folder / f"{task.name}-{_key(inputs)}.pt", inputs
+
+
+def save_result(payload: dict, path: pathlib.Path) -> None:
+    """Write a :func:`train_and_score` payload to ``path`` atomically: a parallel sweep never
+    reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def train_and_score(
+    task: Task,
+    method: Method,
+    seeds: Sequence[int],
+    settings: dict,
+    make_model: Callable[[], HybridModel] | None = None,
+    device: torch.device | None = None,
+) -> tuple[dict, Ensemble]:
+    """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed; no cache.
+
+    ``settings`` holds ``epochs``, ``batch_size``, ``lr_nn``, ``lr_phys`` and ``model`` (the
+    label of ``make_model``, or ``""``). Returns the payload that :func:`run` caches —
+    ``{"rows": [one dict per seed], "history": History, "model": state dict on the CPU}`` —
+    and the trained ensemble."""
+    model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
+    history = fit(
+        model,
+        task.train,
+        method,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        lr_nn=settings["lr_nn"],
+        lr_phys=settings["lr_phys"],
+    )
+    theta = model.theta()
+    model_device = next(model.parameters()).device
+    has_nn = bool(model.ml_parameters())
+    curvature_data = (
+        task.train if task.curvature_samples is None else _Head(task.train, task.curvature_samples)
+    )
+    nan = torch.full((len(seeds),), float("nan"))
+    if task.theta_scores is not None and theta:
+        theta_columns = task.theta_scores(theta)
+    else:
+        error = theta_rel_error(theta, task.truth) if task.truth and theta else nan
+        theta_columns = {"theta_rel_error": error}
+    scores = {
+        **theta_columns,
+        "val_mse": prediction_mse(model, task.val),
+        "test_mse": prediction_mse(model, task.test),
+        "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
+        "sharpness": sharpness_ascent(model, curvature_data, SHARPNESS_RHO) if has_nn else nan,
+        "hessian_top": top_hessian_eigenvalue(model, curvature_data) if has_nn else nan,
+    }
+    label = settings["model"] or method.label
+    rows = []
+    for k, seed in enumerate(seeds):
+        row = {"task": task.name, "method": label, "rho": method.rho, "seed": seed}
+        row.update({name: float(v[k]) for name, v in scores.items()})
+        row.update({f"theta_{n}": float(v[k]) for n, v in theta.items()})
+        row["device"] = model_device.type
+        row.update(
+            {
+                "seconds": history.seconds / len(seeds),
+                "mode": "quick" if quick_mode() else "full",
+                "selected": 0,
+            }
+        )
+        rows.append(row)
+    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+    return {"rows": rows, "history": history, "model": state}, model
+
+
 def run(
     task: Task,
     method: Method,
@@ -212,74 +300,19 @@ def run(
         "lr_phys": lr_phys,
         "model": model_label,
     }
-    folder = QUICK_CACHE_DIR if quick_mode() else CACHE_DIR
     # Only a cached run needs a key: a factory defined in a notebook has no source file to hash.
-    key_inputs = _key_inputs(task, method, seeds, settings, make_model) if cache else None
-    path = folder / f"{task.name}-{_key(key_inputs)}.pt" if cache else None
-    model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
-    if cache and path.exists():
-        saved = torch.load(path, weights_only=False)
-        model.load_state_dict(saved["model"])  # tensors land on the model's device
-        return Result(pd.DataFrame(saved["rows"]), saved["history"], model)
-
-    history = fit(
-        model,
-        task.train,
-        method,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr_nn=lr_nn,
-        lr_phys=lr_phys,
-    )
-    theta = model.theta()
-    model_device = next(model.parameters()).device
-    has_nn = bool(model.ml_parameters())
-    curvature_data = (
-        task.train if task.curvature_samples is None else _Head(task.train, task.curvature_samples)
-    )
-    nan = torch.full((len(seeds),), float("nan"))
-    if task.theta_scores is not None and theta:
-        theta_columns = task.theta_scores(theta)
-    else:
-        error = theta_rel_error(theta, task.truth) if task.truth and theta else nan
-        theta_columns = {"theta_rel_error": error}
-    scores = {
-        **theta_columns,
-        "val_mse": prediction_mse(model, task.val),
-        "test_mse": prediction_mse(model, task.test),
-        "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
-        "sharpness": sharpness_ascent(model, curvature_data, SHARPNESS_RHO) if has_nn else nan,
-        "hessian_top": top_hessian_eigenvalue(model, curvature_data) if has_nn else nan,
-    }
-    label = model_label or method.label
-    rows = []
-    for k, seed in enumerate(seeds):
-        row = {"task": task.name, "method": label, "rho": method.rho, "seed": seed}
-        row.update({name: float(v[k]) for name, v in scores.items()})
-        row.update({f"theta_{n}": float(v[k]) for n, v in theta.items()})
-        row["device"] = model_device.type
-        row.update(
-            {
-                "seconds": history.seconds / len(seeds),
-                "mode": "quick" if quick_mode() else "full",
-                "selected": 0,
-            }
-        )
-        rows.append(row)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(
-            {
-                "rows": rows,
-                "history": history,
-                "model": model.state_dict(),
-                "key": key_inputs,
-            },
-            tmp,
-        )
-        tmp.replace(path)  # atomic: a parallel sweep never reads a half-written file
-    return Result(pd.DataFrame(rows), history, model)
+        path, key_inputs = cache_file(task, method, seeds, settings, make_model)
+        if path.exists():
+            saved = torch.load(path, weights_only=False)
+            model = Ensemble.from_seeds(make_model or task.make_model, seeds)
+            model = model.to(device or default_device())
+            model.load_state_dict(saved["model"])  # tensors land on the model's device
+            return Result(pd.DataFrame(saved["rows"]), saved["history"], model)
+    payload, model = train_and_score(task, method, seeds, settings, make_model, device)
+    if cache:
+        save_result({**payload, "key": key_inputs}, path)
+    return Result(pd.DataFrame(payload["rows"]), payload["history"], model)
 
 
 def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
@@ -382,54 +415,55 @@ def run_grid(task: Task, grid: Sequence[Config], seeds: Sequence[int], **trainin
     return pd.concat(frames, ignore_index=True)
 
 
-def main() -> None:
-    """Fill the cache of a chapter's grid ahead of the chapter, in parallel shards:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Fill the results cache of one or more systems' grids ahead of their chapters:
 
-    python -m hsam_core.experiments pendulum --shard 0/2 &
-    python -m hsam_core.experiments pendulum --shard 1/2
+    python -m hsam_core.experiments pendulum duffing          # in this process, in grid order
+    python -m hsam_core.experiments pendulum duffing --ray    # a local Ray: one task per core
+    python -m hsam_core.experiments pendulum --ray auto       # a running Ray cluster
 
-    or, when a sweep is already running through the grid in order, start a second one from
-    the other end: each configuration is looked up in the cache just before it is trained, so
-    the two meet in the middle (``--reverse``).
+    Cached configurations are skipped, so an interrupted sweep resumes where it stopped; a
+    configuration that fails is reported and the others go on (the exit status is then 1).
+    See :mod:`hsam_core.sweep`.
     """
     import argparse
-    import importlib
 
-    from .runtime import set_cpu_threads
+    from . import sweep
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument(
-        "system", help="a module of hsam_core.systems with task(), grid(), SEEDS, TRAINING"
+        "systems",
+        nargs="+",
+        metavar="SYSTEM",
+        help="modules of hsam_core.systems with task(), grid(), SEEDS, TRAINING, or 'all'",
     )
-    parser.add_argument("--shard", default="0/1", help="i/n: run configurations i, i+n, ...")
-    parser.add_argument("--reverse", action="store_true", help="run the shard from its end")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run every configuration as a Ray task: a local Ray, or the cluster at ADDRESS",
+    )
+    parser.add_argument(
+        "--gpu-fraction",
+        type=float,
+        metavar="F",
+        help="GPUs per configuration on Ray (default: the cluster's GPUs / CPUs)",
+    )
     parser.add_argument(
         "--methods", nargs="+", metavar="LABEL", help="only these configurations (method labels)"
     )
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of TRAINING's")
-    args = parser.parse_args()
-    set_cpu_threads(1)  # one thread per shard: tiny models, one shard per core
-    system = importlib.import_module(f"hsam_core.systems.{args.system}")
-    i, n = (int(v) for v in args.shard.split("/"))
-    task = system.task()
-    configs = system.grid()
-    if args.methods:
-        labels = [c.model_label or c.method.label for c in configs]
-        unknown = set(args.methods) - set(labels)
-        if unknown:
-            parser.error(f"no configuration {sorted(unknown)} in {args.system}.grid(): {labels}")
-        configs = [c for c, label in zip(configs, labels) if label in args.methods]
-    configs = configs[i::n]
-    training = dict(system.TRAINING)
-    if args.epochs is not None:
-        training["epochs"] = args.epochs
-    for config in reversed(configs) if args.reverse else configs:
-        rows = run_grid(task, [config], system.SEEDS, **training)
-        print(
-            f"{rows.method[0]:<24} rho {config.method.rho:<5} theta error median "
-            f"{rows.theta_rel_error.median():.4g}  seconds/seed {rows.seconds[0]:.0f}",
-            flush=True,
-        )
+    args = parser.parse_args(argv)
+    names = sweep.available_systems() if args.systems == ["all"] else args.systems
+    try:
+        failures = sweep.sweep(names, args.methods, args.epochs, args.ray, args.gpu_fraction)
+    except ValueError as err:  # an unknown system or label
+        parser.error(str(err))
+    for failure in failures:
+        print(f"\nFAILED {failure.job.system} {failure.job.label}:\n{failure.details}")
+    if failures:
+        raise SystemExit(f"{len(failures)} configurations failed (the others are cached)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""hsam_core.results: reading the committed result tables and summarising them."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from hsam_core import results as R
+
+
+def rows(task, method, rho, errors, val, selected=1, seconds=10.0, **extra):
+    """One configuration, one row per seed (θ error of seed i = errors[i])."""
+    return [
+        {
+            "task": task,
+            "method": method,
+            "rho": rho,
+            "seed": seed,
+            "theta_rel_error": err,
+            "val_mse": val,
+            "test_mse": 10 * val,
+            "seconds": seconds,
+            "selected": selected,
+            "mode": "full",
+            **{k: v[seed] if isinstance(v, list) else v for k, v in extra.items()},
+        }
+        for seed, err in enumerate(errors)
+    ]
+
+
+def toy_task(task="toy"):
+    """ERM, SAM (nn) at two ρ (the rule picks 0.1, θ prefers 0.3), ASAM at one ρ, L2, APHYNITY,
+    physics only and NN only."""
+    return pd.DataFrame(
+        rows(task, "ERM", 0.0, [0.4, 0.5, 0.6, 0.7, 0.8], 1e-3, seconds=10.0)
+        + rows(task, "SAM (nn)", 0.1, [0.1, 0.2, 0.3, 0.4, 0.5], 2e-3, seconds=20.0)
+        + rows(task, "SAM (nn)", 0.3, [0.05] * 5, 9e-3, selected=0, seconds=21.0)
+        + rows(task, "ASAM (nn)", 1.0, [0.15] * 5, 3e-3, seconds=25.0)
+        + rows(task, "L2", 0.0, [0.01] * 5, 5e-3, seconds=8.0)
+        + rows(task, "APHYNITY", 0.0, [0.02] * 5, 5e-3)
+        + rows(task, "physics only", 0.0, [0.001] * 5, 1.0, seconds=1.0)
+        + rows(task, "NN only", 0.0, [math.nan] * 5, 1e-3)
+    )
+
+
+@pytest.fixture
+def folder(tmp_path):
+    toy_task("toy").to_csv(tmp_path / "toy.csv", index=False)
+    return tmp_path
+
+
+def test_load_reads_every_csv_with_its_file(folder):
+    loaded = R.load_results(folder)
+    assert set(loaded.file) == {"toy"} and len(loaded) == 40
+    # a task added later joins without any edit
+    toy_task("new").to_csv(folder / "new.csv", index=False)
+    loaded = R.load_results(folder)
+    assert list(dict.fromkeys(loaded.file)) == ["new", "toy"]  # sorted by name
+    assert set(R.headline_table(loaded).task) == {"new", "toy"}
+    assert set(R.task_summary(R.headline_table(loaded)).index) == {"new", "toy"}
+
+
+def test_load_names_the_file_and_the_missing_column(folder):
+    study = toy_task().drop(columns=["seconds", "selected"])
+    study.to_csv(folder / "study.csv", index=False)
+    with pytest.raises(ValueError, match=r"study\.csv: missing required column\(s\) selected, "):
+        R.load_results(folder)
+    assert set(R.load_results(folder, exclude=["study"]).file) == {"toy"}
+    with pytest.raises(ValueError, match="cannot exclude"):
+        R.load_results(folder, exclude=["gone"])
+    with pytest.raises(ValueError, match="no result tables"):
+        R.load_results(folder / "nothing")
+
+
+def test_headline_table_values(folder):
+    table = R.headline_table(R.load_results(folder)).set_index("method")
+    assert "SAM (nn)" in table.index and len(table) == 7  # one row per method: the selected ρ
+    sam = table.loc["SAM (nn)"]
+    assert sam.rho == 0.1 and sam.seeds == 5
+    assert sam.theta_error == pytest.approx(0.3)
+    assert sam.theta_error_iqr == pytest.approx(0.4 - 0.2)
+    assert sam.test_mse == pytest.approx(2e-2)
+    assert sam.cost_vs_erm == pytest.approx(2.0)
+    assert table.loc["ERM", "cost_vs_erm"] == 1.0
+    assert math.isnan(table.loc["NN only", "theta_error"])
+    assert math.isnan(sam.cosine) and math.isnan(sam.settled)  # no such columns
+
+
+def test_headline_table_cosine_and_settled():
+    data = toy_task()
+    data["theta_cosine"] = 0.9
+    data["converged"] = [1.0, 0.0, 0.0, 0.0, 0.0] * 8
+    table = R.headline_table(data.assign(file="toy")).set_index("method")
+    assert table.loc["ERM", "cosine"] == pytest.approx(0.9)
+    assert table.loc["ERM", "cosine_iqr"] == pytest.approx(0.0)
+    assert table.loc["ERM", "settled"] == pytest.approx(0.2)
+
+
+def test_task_summary(folder):
+    summary = R.task_summary(R.headline_table(R.load_results(folder))).loc["toy"]
+    # the SAM variant with the lowest validation MSE at its chosen ρ: SAM (nn), not ASAM
+    assert (summary.sam_method, summary.sam_rho) == ("SAM (nn)", 0.1)
+    assert summary.sam == pytest.approx(0.3) and summary.erm == pytest.approx(0.6)
+    assert summary.erm_over_sam == pytest.approx(2.0)
+    # physics only is an end, not a regularizer
+    assert (summary.best_reg_method, summary.best_reg) == ("L2", 0.01)
+    assert summary.physics_only == pytest.approx(0.001)
+    assert math.isnan(summary.paper)  # a task the reference paper does not list
+
+
+def test_paper_reference_is_attached_by_task():
+    data = toy_task("light_tunnel")
+    data["theta_cosine"] = 0.95
+    summary = R.task_summary(R.headline_table(data)).loc["light_tunnel"]
+    assert (summary.paper_metric, summary.paper) == ("theta_cosine", 0.98)
+    assert summary.sam_score == pytest.approx(0.95)
+    assert set(R.PAPER_REFERENCE) >= {"pendulum", "reaction_diffusion", "wind_tunnel"}
+
+
+def test_rho_sensitivity_rule_and_oracle(folder):
+    grid = R.rho_sensitivity(R.load_results(folder))
+    assert set(grid.method) == {"SAM (nn)"}  # the only method with several ρ
+    by_rho = grid.set_index("rho")
+    assert by_rho.loc[0.1, "picked"] and not by_rho.loc[0.1, "oracle"]
+    assert by_rho.loc[0.3, "oracle"] and not by_rho.loc[0.3, "picked"]
+    assert by_rho.loc[0.3, "theta_error"] == pytest.approx(0.05)
+
+
+def test_sam_rule_vs_oracle(folder):
+    row = R.sam_rule_vs_oracle(R.load_results(folder)).loc["toy"]
+    assert (row.rule_method, row.rule_rho, row.rule) == ("SAM (nn)", 0.1, pytest.approx(0.3))
+    assert (row.oracle_method, row.oracle_rho) == ("SAM (nn)", 0.3)
+    assert row.rule_over_oracle == pytest.approx(6.0)
+
+
+def test_method_kinds():
+    assert R.is_sam_variant("LookSAM (nn) k=5") and R.is_sam_variant("ASAM (all)")
+    assert not R.is_sam_variant("ERM") and not R.is_regularizer("physics only [complete]")
+    assert R.is_regularizer("APHYNITY") and not R.is_regularizer("SAM (nn)")

@@ -1,0 +1,98 @@
+"""Sweeps (hsam_core.sweep): in this process and on a local Ray they cache the same rows, skip
+what is cached, and report a failed configuration while the others go on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hsam_core import experiments, sweep
+
+SYSTEM, METHODS, EPOCHS = "pendulum", ["ERM", "SAM (nn)"], 2
+
+
+@pytest.fixture
+def fresh():
+    """Systems built anew for each test. The mode is the process's (CI: quick): the systems'
+    settings are read when their modules are imported, so a test must not switch it."""
+    sweep.load_system.cache_clear()
+    yield
+    sweep.load_system.cache_clear()
+
+
+def cached_rows(folder) -> dict[str, list[dict]]:
+    """Every cached result of ``folder``, by file name, without the timing column."""
+    rows = {}
+    for path in sorted(folder.glob("*.pt")):
+        saved = torch.load(path, weights_only=False)
+        rows[path.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in saved["rows"]]
+    return rows
+
+
+def test_ray_sweep_caches_exactly_the_rows_of_the_in_process_sweep(tmp_path, fresh, one_thread):
+    import ray  # in requirements.txt, for this test
+
+    failures = sweep.sweep([SYSTEM], METHODS, EPOCHS, folder=tmp_path / "local")
+    assert failures == []
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        failures = sweep.sweep(
+            [SYSTEM], METHODS, EPOCHS, ray_address="local", folder=tmp_path / "ray"
+        )
+    finally:
+        ray.shutdown()
+    assert failures == []
+    local, remote = cached_rows(tmp_path / "local"), cached_rows(tmp_path / "ray")
+    assert len(local) == 2 and set(remote) == set(local)  # same configurations, same cache keys
+    assert remote == local
+    # and what a chapter reads back through experiments.run is that cached result
+    module, task, configs = sweep.load_system(SYSTEM)
+    erm = next(c for c in configs if sweep.label(c) == "ERM")
+    path, _ = experiments.cache_file(
+        task, erm.method, module.SEEDS, sweep.settings(module, erm, EPOCHS), folder=tmp_path / "ray"
+    )
+    assert path.name in remote
+
+
+def test_a_rerun_trains_only_what_is_not_cached(tmp_path, fresh, one_thread):
+    folder = tmp_path / "cache"
+    sweep.sweep([SYSTEM], ["ERM"], EPOCHS, folder=folder)
+    todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, folder)
+    assert [j.label for j in cached] == ["ERM"] and [j.label for j in todo] == ["SAM (nn)"]
+
+
+def test_a_failed_configuration_is_reported_and_the_others_are_cached(
+    tmp_path, fresh, one_thread, monkeypatch
+):
+    train = sweep.train_job
+
+    def flaky(system, index, key, epochs):
+        if key["method"]["label"] == "ERM":
+            raise FloatingPointError("loss is NaN at epoch 1")
+        return train(system, index, key, epochs)
+
+    monkeypatch.setattr(sweep, "train_job", flaky)
+    failures = sweep.sweep([SYSTEM], METHODS, EPOCHS, folder=tmp_path)
+    assert [(f.job.label, f.error) for f in failures] == [
+        ("ERM", "FloatingPointError: loss is NaN at epoch 1")
+    ]
+    assert "flaky" in failures[0].details  # the traceback comes with it
+    todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, tmp_path)
+    assert [j.label for j in cached] == ["SAM (nn)"] and [j.label for j in todo] == ["ERM"]
+
+
+def test_a_worker_that_builds_another_configuration_refuses_to_train(fresh, one_thread):
+    """A worker whose code or mode differs from the driver's computes another cache key."""
+    todo, cached = sweep.plan([SYSTEM], ["ERM"], EPOCHS)
+    [job] = todo + cached
+    other = {**job.key, "seeds": [*job.key["seeds"], 99]}
+    with pytest.raises(RuntimeError, match=r"differs here from the driver's in \['seeds'\]"):
+        sweep.train_job(job.system, job.index, other, EPOCHS)
+
+
+def test_unknown_systems_and_labels_are_named(fresh):
+    with pytest.raises(ValueError, match="no system 'pendulm'.*'pendulum'"):
+        sweep.plan(["pendulm"])
+    with pytest.raises(ValueError, match=r"SAM \(typo\)"):
+        sweep.plan([SYSTEM], ["SAM (typo)"])
+    assert {"pendulum", "reaction_diffusion", "light_tunnel"} <= set(sweep.available_systems())
