@@ -373,6 +373,13 @@ def summarize(
     return table
 
 
+# The ρ grid of every task's full mode (issue 10: one grid, one rule — select_by_validation):
+# SAM perturbs the network by a step of length ρ; ASAM's ρ is relative to the weights' size,
+# so its values are larger.
+SAM_RHOS = (0.03, 0.05, 0.1, 0.2, 0.3)
+ASAM_RHOS = (0.3, 1.0, 2.0)
+
+
 @dataclass
 class Config:
     """One row of a chapter's grid: a method, optionally on another model."""

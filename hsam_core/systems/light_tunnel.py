@@ -223,6 +223,8 @@ def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise:
 def grid() -> list[Config]:
     """The comparison of Part II on the light tunnel. Quick mode keeps ERM, SAM, ASAM and
     physics only."""
+    from ..experiments import ASAM_RHOS, SAM_RHOS  # here: grid() is not part of the cache key
+
     hidden = pick(64, 32)
     configs = Config.comparison(
         physics_only=lambda: make_hybrid(network=False),
@@ -233,8 +235,8 @@ def grid() -> list[Config]:
             Orthogonality(1e-2),
         ],
         sam_variants=[
-            *(Method.sam(rho) for rho in pick([0.03, 0.1, 0.3], [0.1])),
-            Method.asam(1.0),
+            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
+            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
         ],
     )
     return pick(configs, configs[:4])

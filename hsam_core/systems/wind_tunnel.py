@@ -192,13 +192,15 @@ def task(n_train: int = 400, n_val: int = 200, n_test: int = 400, hidden: int = 
 def grid() -> list[Config]:
     """The comparison of Part II (:meth:`Config.comparison`). Quick mode keeps ERM, SAM (one ρ),
     ASAM and physics only."""
+    from ..experiments import ASAM_RHOS, SAM_RHOS  # here: grid() is not part of the cache key
+
     configs = Config.comparison(
         physics_only=lambda: make_hybrid(network=False),
         nn_only=lambda: make_hybrid(physics=False),
         regularizers=[Aphynity(lambda0=1.0, tau2=1.0, every=5), L2(1e-3), Orthogonality(1e-2)],
         sam_variants=[
-            *(Method.sam(rho) for rho in pick([0.03, 0.1, 0.3], [0.1])),
-            Method.asam(1.0),
+            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
+            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
         ],
     )
     return pick(configs, configs[:4])
