@@ -44,14 +44,10 @@ CHECKED = ("theta_rel_error", "test_mse")  # the columns --check compares
 RTOL = 1e-3
 
 
-def chapters(toc: pathlib.Path = pathlib.Path("_toc.yml")) -> list[pathlib.Path]:
-    """The notebooks of a Jupyter Book table of contents, in reading order."""
-    import yaml  # a dependency of jupyter-book
-
-    if not toc.is_file():
-        raise FileNotFoundError(f"{toc} not found: run from the repository root")
-    tree = yaml.safe_load(toc.read_text(encoding="utf-8"))
-    entries = [tree["root"]]
+def toc_entries(toc: dict) -> list[str]:
+    """Every ``file:`` of a Jupyter Book (jb-book) table of contents, root first, in reading
+    order, as written there (no extension)."""
+    entries = [toc["root"]]
 
     def walk(items: list | None) -> None:
         for item in items or []:
@@ -61,7 +57,17 @@ def chapters(toc: pathlib.Path = pathlib.Path("_toc.yml")) -> list[pathlib.Path]
                 walk(item.get(key))
 
     for key in ("parts", "chapters"):
-        walk(tree.get(key))
+        walk(toc.get(key))
+    return entries
+
+
+def chapters(toc: pathlib.Path = pathlib.Path("_toc.yml")) -> list[pathlib.Path]:
+    """The notebooks of a Jupyter Book table of contents, in reading order."""
+    import yaml  # a dependency of jupyter-book
+
+    if not toc.is_file():
+        raise FileNotFoundError(f"{toc} not found: run from the repository root")
+    entries = toc_entries(yaml.safe_load(toc.read_text(encoding="utf-8")))
     root = toc.parent
     return [root / f"{e}.ipynb" for e in entries if (root / f"{e}.ipynb").is_file()]
 

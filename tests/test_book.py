@@ -11,7 +11,8 @@
     headless Chromium renders every page: images decode, math is typeset by the MathJax that
     ships with the book (there is no CDN here), internal links resolve.
 
-Only the standard library, PyYAML (a dependency of jupyter-book) and pytest are used.
+The standard library, PyYAML (a dependency of jupyter-book), pytest and, for reading the table
+of contents, ``hsam_core.reproduce.toc_entries`` are used.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import pytest
 import tomllib
 import yaml
 
+from hsam_core.reproduce import toc_entries
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILE = ROOT / "_config.yml"
 TOC_FILE = ROOT / "_toc.yml"
@@ -54,22 +57,6 @@ CHAPTER_NAME = re.compile(r"^\d\d_")  # book/NN_name: a chapter, which must be a
 
 def load_config() -> dict:
     return yaml.safe_load(CONFIG_FILE.read_text(encoding="utf-8"))
-
-
-def toc_entries(toc: dict) -> list[str]:
-    """Every ``file:`` of a jb-book toc, root first, in reading order."""
-    entries = [toc["root"]]
-
-    def walk(items: list) -> None:
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(item.get(key))
-
-    for key in ("parts", "chapters"):
-        walk(toc.get(key))
-    return entries
 
 
 def toc_pages() -> list[str]:

@@ -272,6 +272,8 @@ def grid() -> list[Config]:
     """The comparison on images (:meth:`Config.comparison`, the pendulum's regularizer
     settings). Quick mode keeps ERM, SAM and physics only (ASAM is left out to keep the
     chapter's test short)."""
+    from ..experiments import ASAM_RHOS, SAM_RHOS  # here: grid() is not part of the cache key
+
     hidden = pick(200, 32)
     configs = Config.comparison(
         physics_only=lambda: make_hybrid(network=False),
@@ -281,6 +283,9 @@ def grid() -> list[Config]:
             L2(1e-3),
             Orthogonality(1e-2),
         ],
-        sam_variants=[*(Method.sam(rho) for rho in pick([0.1, 0.3], [0.1])), Method.asam(1.0)],
+        sam_variants=[
+            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
+            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
+        ],
     )
     return pick(configs, [configs[0], configs[1], configs[3]])
