@@ -271,6 +271,25 @@ def train_and_score(
     return {"rows": rows, "history": history, "model": state}, model
 
 
+def training_settings(
+    epochs: int,
+    batch_size: int | None = None,
+    lr_nn: float = 1e-3,
+    lr_phys: float = 1e-2,
+    model_label: str = "",
+) -> dict:
+    """The training settings of one configuration as :func:`run` hashes them into the cache key
+    (a system's ``TRAINING`` plus the label of its model): the one place that builds them, for
+    :func:`run` and for a sweep that fills the cache ahead of it."""
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr_nn": lr_nn,
+        "lr_phys": lr_phys,
+        "model": model_label,
+    }
+
+
 def run(
     task: Task,
     method: Method,
@@ -293,13 +312,7 @@ def run(
     quick-mode ones in a scratch folder. The models train on ``device`` (default: the GPU when
     there is one).
     """
-    settings = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr_nn": lr_nn,
-        "lr_phys": lr_phys,
-        "model": model_label,
-    }
+    settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label)
     # Only a cached run needs a key: a factory defined in a notebook has no source file to hash.
     if cache:
         path, key_inputs = cache_file(task, method, seeds, settings, make_model)

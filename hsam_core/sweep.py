@@ -22,7 +22,7 @@ import importlib
 import pathlib
 import pkgutil
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -88,10 +88,10 @@ def label(config: Config) -> str:
 def settings(module: ModuleType, config: Config, epochs: int | None = None) -> dict:
     """The training settings of ``config`` (what :func:`experiments.run` hashes), with
     ``epochs`` replacing the system's when given."""
-    training = {"batch_size": None, "lr_nn": 1e-3, "lr_phys": 1e-2, **module.TRAINING}
+    training = dict(module.TRAINING)
     if epochs is not None:
         training["epochs"] = epochs
-    return {**training, "model": config.model_label}
+    return experiments.training_settings(**training, model_label=config.model_label)
 
 
 def plan(
@@ -211,7 +211,13 @@ def sweep(
     return failures
 
 
-def _sweep_on_ray(todo, epochs, address, gpu_fraction, done) -> None:
+def _sweep_on_ray(
+    todo: Sequence[Job],
+    epochs: int | None,
+    address: str,
+    gpu_fraction: float | None,
+    done: Callable[[Job, dict | None, BaseException | None], None],
+) -> None:
     """Submit every job as a Ray task and hand each result to ``done`` as it arrives."""
     try:
         import ray
