@@ -218,10 +218,10 @@ def train_and_score(
 ) -> tuple[dict, Ensemble]:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed; no cache.
 
-    ``settings`` holds ``epochs``, ``batch_size``, ``lr_nn``, ``lr_phys`` and ``model`` (the
-    label of ``make_model``, or ``""``). Returns the payload that :func:`run` caches —
-    ``{"rows": [one dict per seed], "history": History, "model": state dict on the CPU}`` —
-    and the trained ensemble."""
+    ``settings`` holds ``epochs``, ``batch_size``, ``lr_nn``, ``lr_phys``, ``model`` (the
+    label of ``make_model``, or ``""``) and optionally ``lr_milestones`` (see :func:`fit`).
+    Returns the payload that :func:`run` caches — [one dict per seed], "history": History, "model": state dict on the CPU}`` — and the
+    trained ensemble."""
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     history = fit(
         model,
@@ -231,6 +231,7 @@ def train_and_score(
         batch_size=settings["batch_size"],
         lr_nn=settings["lr_nn"],
         lr_phys=settings["lr_phys"],
+        lr_milestones=settings.get("lr_milestones", ()),
     )
     theta = model.theta()
     model_device = next(model.parameters()).device
@@ -277,17 +278,21 @@ def training_settings(
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
     model_label: str = "",
+    lr_milestones: Sequence[int] = (),
 ) -> dict:
     """The training settings of one configuration as :func:`run` hashes them into the cache key
     (a system's ``TRAINING`` plus the label of its model): the one place that builds them, for
     :func:`run` and for a sweep that fills the cache ahead of it."""
-    return {
+    settings = {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr_nn": lr_nn,
         "lr_phys": lr_phys,
         "model": model_label,
     }
+    if lr_milestones:  # absent without a decay: the other tasks' settings stay as they were
+        settings["lr_milestones"] = list(lr_milestones)
+    return settings
 
 
 def run(
@@ -302,17 +307,19 @@ def run(
     model_label: str = "",
     cache: bool = True,
     device: torch.device | None = None,
+    lr_milestones: Sequence[int] = (),
 ) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
 
     ``make_model`` replaces the task's default model (then ``model_label`` names it in the
-    ``method`` column and the cache key). Returns the per-seed rows, the training history and
-    the trained ensemble.
+    ``method`` column and the cache key); ``lr_milestones`` decays the learning rates tenfold
+    at those epochs (:func:`~hsam_core.train.fit`). Returns the per-seed rows, the training
+    history and the trained ensemble.
     Results are cached (``cache=False`` always trains): full-mode ones in ``CACHE_DIR``,
     quick-mode ones in a scratch folder. The models train on ``device`` (default: the GPU when
     there is one).
     """
-    settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label)
+    settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label, lr_milestones)
     # Only a cached run needs a key: a factory defined in a notebook has no source file to hash.
     if cache:
         path, key_inputs = cache_file(task, method, seeds, settings, make_model)

@@ -45,18 +45,29 @@ class L2(Regularizer):
 
 
 class Aphynity(Regularizer):
-    """APHYNITY: λ_k L_k + mean ‖f_nn(x)‖² over the observed states x.
+    """APHYNITY: λ_k L_k + mean ‖f_nn(x)‖² / P over the observed states x.
 
     ``normalized`` divides each ‖f_nn(x)‖² by (‖x‖ + 1e-5)², as APHYNITY does for the pendulum.
+    ``points`` = P divides it by the number of grid points of a field state, as APHYNITY does for
+    reaction–diffusion (its code averages the squared norm over the channels' pixels: for a
+    2×32×32 state ‖f_nn(x)‖² / 1024, while L is a mean over every entry).
     Every ``every`` steps, λ_k ← λ_k + τ₂ · L_k (λ only grows; τ₂ = 0 keeps it at λ₀).
     """
 
     name = "APHYNITY"
 
     def __init__(
-        self, lambda0: float = 1.0, tau2: float = 1.0, every: int = 5, normalized: bool = False
+        self,
+        lambda0: float = 1.0,
+        tau2: float = 1.0,
+        every: int = 5,
+        normalized: bool = False,
+        points: int = 1,
     ) -> None:
+        if points < 1:
+            raise ValueError(f"points must be a positive number of grid points, got {points}")
         self.lambda0, self.tau2, self.every, self.normalized = lambda0, tau2, every, normalized
+        self.points = points
         self.lam = torch.tensor([lambda0])
         self.steps = 0
 
@@ -66,7 +77,7 @@ class Aphynity(Regularizer):
 
     def objective(self, model, loss, states):
         self.lam = self.lam.to(loss.device)
-        return self.lam * loss + fnn_sq_norm(model, states, self.normalized)
+        return self.lam * loss + fnn_sq_norm(model, states, self.normalized) / self.points
 
     def after_step(self, loss: torch.Tensor) -> None:
         self.steps += 1

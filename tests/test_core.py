@@ -260,3 +260,59 @@ def test_sweep_cli_refuses_an_unknown_method_label(monkeypatch, capsys, one_thre
         experiments.main()
     err = capsys.readouterr().err
     assert "SAM (typo)" in err and "LookSAM (nn) k=5" in err
+
+
+@pytest.mark.parametrize("method", [hc.Method.erm(), hc.Method.sam(0.05)])
+def test_lr_milestones_decay_every_learning_rate_at_those_epochs(method):
+    """``fit(lr_milestones=(m,))`` multiplies each group's rate by ``lr_gamma`` from epoch m on
+    — with SAM too, whose base optimizer shares the param groups — and changes the fit."""
+    data = pendulum.make_data("train", 2, horizon=4.0).windows(3)
+    fits = {}
+    for milestones in [(), (2,)]:
+        model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=8), [0])
+        optimizer = hc.make_optimizer(model, method, lr_nn=1e-3, lr_phys=1e-2)
+        hc.fit(
+            model,
+            data,
+            method,
+            epochs=3,
+            batch_size=4,
+            optimizer=optimizer,
+            lr_milestones=milestones,
+            lr_gamma=0.5,
+        )
+        fits[milestones] = model.theta()["omega2"].item()
+        rates = sorted(group["lr"] for group in optimizer.param_groups)
+        assert rates == pytest.approx([1e-3, 1e-2] if not milestones else [5e-4, 5e-3])
+        base = getattr(optimizer, "base_optimizer", optimizer)
+        assert sorted(g["lr"] for g in base.param_groups) == pytest.approx(rates)
+    assert fits[()] != fits[(2,)]
+
+
+@pytest.mark.parametrize("milestones, gamma", [((0,), 0.1), ((3,), 0.1), ((1,), 0.0), ((1,), 2)])
+def test_lr_milestones_outside_the_run_are_refused(milestones, gamma):
+    data = pendulum.make_data("train", 1, horizon=2.0).windows(2)
+    model = hc.Ensemble.from_seeds(lambda: pendulum.make_hybrid(hidden=4), [0])
+    with pytest.raises(ValueError, match="lr_milestones"):
+        hc.fit(model, data, hc.Method.erm(), epochs=3, lr_milestones=milestones, lr_gamma=gamma)
+
+
+def test_aphynity_points_averages_the_squared_norm_over_grid_points():
+    """APHYNITY's reaction–diffusion penalty is the squared norm averaged over grid points:
+    ``points = P`` divides ‖f_nn‖² by P and leaves the prediction term alone."""
+    data = pendulum.make_data("train", 2, horizon=3.0).windows(2)
+
+    def make():
+        net = hc.mlp([2, 8, 8, 2], zero_last=False)  # a network whose output is not zero
+        return hc.HybridODE(pendulum.FrictionlessPendulum(), net, state_dim=2)
+
+    model = hc.Ensemble.from_seeds(make, [0])
+    loss, states = data.loss(model, torch.arange(len(data)).unsqueeze(0))
+    norm = hc.metrics.fnn_sq_norm(model, states)
+    assert norm.item() > 0
+    for points in (1, 4):
+        reg = hc.Aphynity(lambda0=2.0, tau2=0.0, points=points)
+        reg.reset(1)
+        torch.testing.assert_close(reg.objective(model, loss, states), 2 * loss + norm / points)
+    with pytest.raises(ValueError, match="points"):
+        hc.Aphynity(points=0)

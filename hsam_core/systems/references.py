@@ -22,8 +22,8 @@ the reference does not depend on training, so it is the same in both modes):
   the 25 training trajectories (25 × 40 states);
 * ``pendulum_images``: the same physics on the true latent (q, p) states behind the 15
   training movies (15 × 40 states);
-* ``reaction_diffusion``: diffusion (a, b) against FitzHugh–Nagumo on every field of the 16
-  training trajectories up to t = 3 (16 × 31 states of 2 × 32 × 32 cells; no subsample);
+* ``reaction_diffusion``: diffusion (a, b) against FitzHugh–Nagumo on every field of the 32
+  training trajectories up to t = 3 (32 × 31 states of 2 × 32 × 32 cells; no subsample);
 * ``duffing``: the damped linear oscillator (α, δ) against the Duffing oscillator, on the 25
   training trajectories (25 × 50 states);
 * ``duffing_identifiable``: the conservative Duffing oscillator (α, β), same states;
@@ -64,7 +64,7 @@ from . import reaction_diffusion as rd
 TRAINING_SPLIT: dict[str, dict[str, float]] = {
     "pendulum": {"n_train": 25},
     "pendulum_images": {"n_train": 15},
-    "reaction_diffusion": {"n_train": 16, "horizon": 3.0},
+    "reaction_diffusion": {"n_train": 32, "horizon": 3.0},
     "duffing": {"n_train": 25},
     "duffing_identifiable": {"n_train": 25},
     "wind_tunnel": {"n_train": 400},
@@ -153,7 +153,7 @@ def pendulum_images_reference() -> Reference:
 
 def reaction_diffusion_reference() -> Reference:
     """Reaction–diffusion: f_phys = (a Δu, b Δv) against FitzHugh–Nagumo on every field of the
-    16 training trajectories up to t = 3 (the flat states of :func:`reaction_diffusion.make_data`,
+    32 training trajectories up to t = 3 (the flat states of :func:`reaction_diffusion.make_data`,
     loaded from its data cache when present)."""
     split = TRAINING_SPLIT["reaction_diffusion"]
     data = rd.make_data("train", int(split["n_train"]), split["horizon"])
@@ -162,9 +162,9 @@ def reaction_diffusion_reference() -> Reference:
         return rd.true_vector_field(rd.fields(x)).flatten(-3)
 
     # The loss sums 2048 components per state with Laplacians of order 10³, so float64 rounding
-    # floors the gradient near 1e-9: converge to 1e-8 (θ_mn then agrees with the closed-form
-    # least squares of each of a and b to 1e-10 relative).
-    return _reference("reaction_diffusion", rd.Diffusion(), truth, data.x, grad_tol=1e-8)
+    # floors the gradient well above 1e-9 (near 3e-7 on 32 trajectories): converge to 1e-6
+    # (θ_mn then agrees with the closed-form least squares of each of a and b to 1e-7 relative).
+    return _reference("reaction_diffusion", rd.Diffusion(), truth, data.x, grad_tol=1e-6)
 
 
 def duffing_reference() -> Reference:
