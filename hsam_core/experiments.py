@@ -220,8 +220,8 @@ def train_and_score(
 
     ``settings`` holds ``epochs``, ``batch_size``, ``lr_nn``, ``lr_phys``, ``model`` (the
     label of ``make_model``, or ``""``) and optionally ``lr_milestones`` (see :func:`fit`).
-    Returns the payload that :func:`run` caches — [one dict per seed], "history": History, "model": state dict on the CPU}`` — and the
-    trained ensemble."""
+    Returns the payload that :func:`run` caches — ``{"rows": [one dict per seed], "history":
+    History, "model": state dict on the CPU}`` — and the trained ensemble."""
     model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
     history = fit(
         model,
@@ -407,6 +407,11 @@ class Config:
     method: Method
     make_model: Callable[[], HybridModel] | None = None
     model_label: str = ""
+
+    @property
+    def label(self) -> str:
+        """The configuration's name in a results table: its model's label, else its method's."""
+        return self.model_label or self.method.label
 
     @classmethod
     def comparison(

@@ -81,10 +81,6 @@ def load_system(name: str) -> tuple[ModuleType, Task, list[Config]]:
     return module, module.task(), module.grid()
 
 
-def label(config: Config) -> str:
-    return config.model_label or config.method.label
-
-
 def settings(module: ModuleType, config: Config, epochs: int | None = None) -> dict:
     """The training settings of ``config`` (what :func:`experiments.run` hashes), with
     ``epochs`` replacing the system's when given."""
@@ -107,7 +103,7 @@ def plan(
     for name in names:
         module, task, configs = load_system(name)
         for index, config in enumerate(configs):
-            if methods and label(config) not in methods:
+            if methods and config.label not in methods:
                 continue
             path, key = experiments.cache_file(
                 task,
@@ -117,9 +113,9 @@ def plan(
                 config.make_model,
                 folder,
             )
-            jobs.append(Job(name, index, label(config), config.method.rho, path, key))
+            jobs.append(Job(name, index, config.label, config.method.rho, path, key))
     if methods:
-        labels = {label(c) for name in names for c in load_system(name)[2]}
+        labels = {c.label for name in names for c in load_system(name)[2]}
         unknown = sorted(set(methods) - labels)
         if unknown:
             raise ValueError(f"no configuration {unknown} in the grids of {list(names)}: {labels}")
@@ -142,7 +138,7 @@ def train_job(system: str, index: int, expected_key: dict, epochs: int | None) -
             k for k in set(key) | set(expected_key) if key.get(k) != expected_key.get(k)
         )
         raise RuntimeError(
-            f"{system}.grid()[{index}] ({label(config)}) differs here from the driver's in "
+            f"{system}.grid()[{index}] ({config.label}) differs here from the driver's in "
             f"{differ}: driver and worker run different code or modes (HSAM_QUICK)"
         )
     payload, _ = experiments.train_and_score(

@@ -97,7 +97,7 @@ def test_a_sweep_caches_under_the_key_a_chapter_looks_up(tmp_path, fresh, one_th
     monkeypatch.setattr(experiments, "CACHE_DIR", tmp_path)
     monkeypatch.setattr(experiments, "QUICK_CACHE_DIR", tmp_path)
     module, task, configs = sweep.load_system(SYSTEM)
-    erm = next(c for c in configs if sweep.label(c) == "ERM")
+    erm = next(c for c in configs if c.label == "ERM")
     training = {**module.TRAINING, "epochs": EPOCHS}
     experiments.run(task, erm.method, module.SEEDS, make_model=erm.make_model, **training)
     todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, tmp_path)

@@ -318,4 +318,4 @@ def grid() -> list[Config]:
         ],
     )
     quick = ("ERM", "SAM (nn)", "ASAM (nn)", "physics only", "APHYNITY")
-    return pick(configs, [c for c in configs if (c.model_label or c.method.label) in quick])
+    return pick(configs, [c for c in configs if c.label in quick])
