@@ -335,15 +335,24 @@ def run(
     return Result(pd.DataFrame(payload["rows"]), payload["history"], model)
 
 
-def select_by_validation(results: pd.DataFrame) -> pd.DataFrame:
+def select_by_validation(results: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
     """Mark (``selected = 1``) the ρ of each method with the lowest median validation MSE.
+
+    With ``within_spread``, mark instead the *largest* ρ whose median validation MSE lies within
+    the spread of the best one: at most the best ρ's median plus its interquartile range over
+    seeds — among fits the seeds cannot tell apart, the one trained for the widest flatness.
 
     The rule never looks at θ. Methods with a single configuration are selected as they are.
     """
     results = results.copy()
     results["selected"] = 0
     for _, rows in results.groupby("method"):
-        best_rho = rows.groupby("rho")["val_mse"].median().idxmin()
+        val = rows.groupby("rho")["val_mse"]
+        median = val.median()
+        best_rho = median.idxmin()
+        if within_spread:
+            q = val.quantile([0.25, 0.75]).unstack().loc[best_rho]
+            best_rho = median[median <= median[best_rho] + q[0.75] - q[0.25]].index.max()
         results.loc[rows.index[rows["rho"] == best_rho], "selected"] = 1
     return results
 
