@@ -142,24 +142,34 @@ def test_method_kinds():
 
 def test_the_validation_rule_picks_the_best_median_or_the_largest_rho_within_its_spread():
     """Default: the ρ with the lowest median validation MSE. within_spread: the largest ρ whose
-    median is at most the best median plus the best ρ's IQR over seeds; a method with one
-    configuration is selected as it is; θ is never read."""
+    median is at most the best median plus the best ρ's IQR over seeds. A method with one
+    configuration is selected as it is, and θ is never read (its error favours ρ = 0.3 here)."""
     val = {0.03: [1.0, 2.0, 3.0, 4.0, 5.0], 0.1: [3.0, 4.0, 4.5, 5.0, 6.0], 0.3: [9.0] * 5}
-    rows = [
-        {"method": "SAM (nn)", "rho": rho, "seed": seed, "val_mse": v}
-        for rho, values in val.items()
-        for seed, v in enumerate(values)
-    ]
-    rows += [{"method": "ERM", "rho": 0.0, "seed": seed, "val_mse": 50.0} for seed in range(5)]
-    results = pd.DataFrame(rows)
+    error = {0.03: 0.5, 0.1: 0.2, 0.3: 0.01}
+    table = pd.DataFrame(
+        [
+            {
+                "method": "SAM (nn)",
+                "rho": rho,
+                "seed": seed,
+                "val_mse": v,
+                "theta_rel_error": error[rho],
+            }
+            for rho, values in val.items()
+            for seed, v in enumerate(values)
+        ]
+        + [
+            {"method": "ERM", "rho": 0.0, "seed": s, "val_mse": 50.0, "theta_rel_error": 1.0}
+            for s in range(5)
+        ]
+    )
 
-    def picked(table):
-        return table[table.selected == 1].groupby("method").rho.unique().map(list).to_dict()
+    def picked(selected):
+        return selected[selected.selected == 1].groupby("method").rho.unique().map(list).to_dict()
 
     # medians 3, 4.5, 9: the best is 0.03, its IQR (2 to 4) admits 0.1 (4.5 <= 3 + 2), not 0.3
-    assert picked(select_by_validation(results)) == {"ERM": [0.0], "SAM (nn)": [0.03]}
-    assert picked(select_by_validation(results, within_spread=True)) == {
+    assert picked(select_by_validation(table)) == {"ERM": [0.0], "SAM (nn)": [0.03]}
+    assert picked(select_by_validation(table, within_spread=True)) == {
         "ERM": [0.0],
         "SAM (nn)": [0.1],
     }
-    assert "theta_rel_error" not in results  # nothing but validation MSE was there to read

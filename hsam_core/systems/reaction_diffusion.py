@@ -14,11 +14,11 @@ Sizes:   APHYNITY used 1600 training and 320 test trajectories, batches of 64 wh
          30-frame trajectories and a GPU. The full mode here is sized for two CPU cores: 32
          training, 8 validation and 16 test trajectories up to t = 3. Training fits every
          2-step window (0.2 time units; 29 windows per trajectory, 928 samples), minibatches of
-         2 windows, 18 epochs (8352 Adam steps), every learning rate divided by 10 after 9 epochs,
-         again after 12 and again after 14 (``lr_milestones``), so that θ settles. Why windows: 60 % of
-         a step's CPU time is the ConvNet's convolutions and their backward pass (torch's
-         profiler, one thread, a 5-seed ensemble), a cost that grows with the number of rk4
-         steps times the minibatch — 0.5–0.7 s per step on a whole 30-step trajectory, 35 ms
+         2 windows, 18 epochs (8352 Adam steps), every learning rate divided by 10 after 9
+         epochs, again after 12 and again after 14 (``lr_milestones``), so that θ settles. Why
+         windows: 60 % of a step's CPU time is the ConvNet's convolutions and their backward
+         pass (torch's profiler, one thread, a 5-seed ensemble), a cost that grows with the
+         number of rk4 steps times the minibatch — 0.5–0.7 s per step on a whole 30-step trajectory, 35 ms
          per window on 2-step windows — so short windows buy about 8 times more optimizer steps
          per minute, while larger minibatches buy little (chapter 7 measures it). Validation and
          test still integrate whole 30-step trajectories, so they score extrapolation beyond the
