@@ -18,9 +18,10 @@ Sizes:   APHYNITY used 1600 training and 320 test trajectories, batches of 64 wh
          epochs, again after 12 and again after 14 (``lr_milestones``), so that θ settles. Why
          windows: 60 % of a step's CPU time is the ConvNet's convolutions and their backward
          pass (torch's profiler, one thread, a 5-seed ensemble), a cost that grows with the
-         number of rk4 steps times the minibatch — 0.5–0.7 s per step on a whole 30-step trajectory, 35 ms
-         per window on 2-step windows — so short windows buy about 8 times more optimizer steps
-         per minute, while larger minibatches buy little (chapter 7 measures it). Validation and
+         number of rk4 steps times the minibatch — 0.5–0.7 s per step on a whole 30-step
+         trajectory, 35 ms per window on 2-step windows — so short windows buy about 8 times
+         more optimizer steps per minute, while larger minibatches buy little (chapter 7
+         measures it). Validation and
          test still integrate whole 30-step trajectories, so they score extrapolation beyond the
          window. Generation ≈ 0.27 s per trajectory up to t = 3.
          Quick mode: 6/3/3 trajectories up to t = 0.5, 2 seeds, 6 epochs.
