@@ -1,0 +1,215 @@
+"""Is SAM architecture-agnostic? Every method at its additive-pendulum setting on four networks.
+
+The damped pendulum of :mod:`hsam_core.systems.pendulum` — same data, splits, physics, seeds and
+training budget — with each network of :mod:`hsam_core.systems.pendulum_networks` (additive,
+grey-box, deeper, SiLU). Every method keeps the setting chosen on the additive hybrid and is
+never retuned:
+
+    ERM;  L2 (λ = 10⁻³);  APHYNITY (λ₀ = 1, τ₂ = 1, every 5, state-normalised);
+    orthogonality (10⁻²);  SAM (nn) ρ = 0.1;  ASAM (nn) ρ = 1.
+
+For a method m and a network a, with e(m, a) its median θ error over seeds, the study reports
+each method's worst-case ratio to the best method of each network,
+
+    R(m) = max_a e(m, a) / min_m' e(m', a),
+
+the number that says what a practitioner risks by trusting a setting tuned on another network.
+
+The configurations on the additive network are exactly those of ``pendulum.grid()``, and those
+of ERM, APHYNITY and L2 on the grey-box network those of ``pendulum_greybox.grid()``: they share
+their cached results (same factories, labels and settings).
+
+The study trains 24 configurations × 5 seeds × 700 epochs, more than one session of a 2-core
+machine holds, so its tables accumulate: the sweep fills the results cache, and
+
+    python -m hsam_core.experiments pendulum_architectures --ray   # train what is not cached
+    python -m hsam_core.systems.pendulum_architectures              # cache -> book/results/
+
+writes every cached configuration into ``book/results/architectures.csv`` (one row per seed,
+with ``architecture``, ``trained_with``, ``converged`` and ``theta_drift``) and its ω₀² path
+into ``architectures_theta.csv``, keeping the committed rows of configurations that are not in
+this machine's cache. Chapter 5c reads those two tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import experiments
+from ..experiments import Config
+from ..regularizers import L2, Aphynity, Orthogonality
+from ..runtime import quick_mode
+from ..train import Method
+from . import pendulum, pendulum_greybox, pendulum_networks
+
+SEEDS = pendulum.SEEDS
+TRAINING = pendulum.TRAINING
+task = pendulum.task  # the same data, splits and true θ as the additive pendulum
+TABLE, PATHS = "architectures.csv", "architectures_theta.csv"
+PATH_EVERY = 5  # the ω₀² paths keep every 5th epoch's median over seeds
+KEYS = ["method", "rho"]  # a configuration in the tables, as in ``reproduce.compare``
+
+
+def untuned_methods() -> list[Method]:
+    """The six methods at the settings the book chose on the additive pendulum (chapters 3–5)."""
+    return [
+        Method.erm(),
+        Method.regularized(L2(1e-3)),
+        Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True)),
+        Method.regularized(Orthogonality(1e-2)),
+        Method.sam(0.1),
+        Method.asam(1.0),
+    ]
+
+
+@dataclass
+class Entry:
+    """One configuration of the study: a method on a network."""
+
+    architecture: str
+    config: Config
+
+    @property
+    def method(self) -> str:
+        """The method's name, the same on every network (the configuration's label is not)."""
+        return self.config.method.label
+
+
+def config(architecture: str, method: Method) -> Config:
+    """``method`` on the network ``architecture``, sharing the cache of the chapters that ran it
+    already: the additive network is the task's own model (chapter 5's configurations), the
+    grey-box one chapter 3's factory and label."""
+    if architecture == "additive":
+        return Config(method)
+    if architecture == "grey-box":
+        return Config(
+            method, pendulum_greybox.model_factory(), f"{method.label} [{pendulum_greybox.LABEL}]"
+        )
+    return Config(
+        method, pendulum_networks.model_factory(architecture), f"{method.label} [{architecture}]"
+    )
+
+
+def study() -> list[Entry]:
+    """Every untuned method on every network, network by network: a sweep cut short leaves
+    whole networks unmeasured rather than cells scattered over all of them (the worst-case
+    ratio needs every method on a network). The grey-box network comes first (half of it ran
+    in chapter 3), the additive one — chapter 5's configurations — after the deeper one."""
+    order = ("grey-box", "deeper", "additive", "SiLU")
+    return [Entry(a, config(a, m)) for a in order for m in untuned_methods()]
+
+
+def grid() -> list[Config]:
+    """The configurations of :func:`study`, for ``python -m hsam_core.experiments``."""
+    return [entry.config for entry in study()]
+
+
+def collect() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and ω₀² paths of every configuration of :func:`study` whose full-mode result is
+    in the results cache; nothing is trained. Each row gets the network (``architecture``), the
+    method's name (``trained_with``), whether θ settled (``converged``, see
+    :func:`~hsam_core.experiments.settled`) and its last-fifth drift (``theta_drift``); a path
+    row is the median ω₀² over seeds at every ``PATH_EVERY``-th epoch."""
+    if quick_mode():
+        raise RuntimeError("the study's tables hold full-mode results: unset HSAM_QUICK")
+    the_task = task()
+    rows, paths = [], []
+    for entry in study():
+        c = entry.config
+        settings = experiments.training_settings(**TRAINING, model_label=c.model_label)
+        path, _ = experiments.cache_file(the_task, c.method, SEEDS, settings, c.make_model)
+        if not path.exists():
+            continue
+        fit = experiments.run(
+            the_task,
+            c.method,
+            SEEDS,
+            make_model=c.make_model,
+            model_label=c.model_label,
+            **TRAINING,
+        )
+        theta = fit.history.theta
+        names = {"architecture": entry.architecture, "trained_with": entry.method}
+        rows.append(
+            fit.rows.assign(
+                **names,
+                converged=experiments.settled(theta).numpy().astype(int),
+                theta_drift=experiments.theta_drift(theta).numpy(),
+                selected=1,  # one setting per method and network: nothing is chosen
+            )
+        )
+        omega2 = theta["omega2"].median(dim=1).values
+        epochs = list(range(PATH_EVERY, len(omega2) + 1, PATH_EVERY))
+        paths.append(
+            pd.DataFrame(
+                {
+                    "method": c.label,
+                    "rho": c.method.rho,
+                    **names,
+                    "epoch": epochs,
+                    "omega2_median": omega2[[e - 1 for e in epochs]].numpy(),
+                }
+            )
+        )
+    empty = pd.DataFrame(columns=KEYS)
+    return (
+        pd.concat(rows, ignore_index=True) if rows else empty,
+        pd.concat(paths, ignore_index=True) if paths else empty,
+    )
+
+
+def merge(committed: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``new`` plus the rows of ``committed`` whose configuration (``KEYS``) ``new`` lacks, in
+    the order of :func:`study`: a machine that has some of the results replaces those and keeps
+    the others. A configuration the study no longer has is an error (its rows would be
+    stale)."""
+    order = {(e.config.label, e.config.method.rho): i for i, e in enumerate(study())}
+    frames = [f for f in (committed, new) if len(f)]
+    if not frames:
+        return new
+    for frame in frames:
+        unknown = set(zip(frame.method, frame.rho)) - set(order)
+        if unknown:
+            raise ValueError(f"configurations {sorted(unknown)} are not in study()")
+    fresh = set(zip(new.method, new.rho)) if len(new) else set()
+    keep = [(m, r) not in fresh for m, r in zip(committed.method, committed.rho)]
+    merged = pd.concat([committed[keep], new], ignore_index=True) if len(committed) else new
+    rank = [order[m, r] for m, r in zip(merged.method, merged.rho)]
+    return merged.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
+
+
+def write_tables(folder: pathlib.Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`collect` merged into the tables of ``folder`` (see :func:`merge`); returns them."""
+    new_rows, new_paths = collect()
+    tables = []
+    for name, new in ((TABLE, new_rows), (PATHS, new_paths)):
+        file = folder / name
+        committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
+        merged = merge(committed, new)
+        merged.to_csv(file, index=False)
+        tables.append(merged)
+    return tables[0], tables[1]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Write the study's cached results into ``book/results`` (run from the repository root)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("book/results"))
+    args = parser.parse_args(argv)
+    if not args.results.is_dir():
+        parser.error(f"{args.results} is not a folder: run from the repository root")
+    rows, _ = write_tables(args.results)
+    have = set(zip(rows.method, rows.rho)) if len(rows) else set()
+    missing = [e.config.label for e in study() if (e.config.label, e.config.method.rho) not in have]
+    print(f"{args.results / TABLE}: {len(have)} of {len(study())} configurations, {len(rows)} rows")
+    if missing:
+        print("not run yet:", ", ".join(missing))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The architecture study (chapter 5c): its networks, and that it shares the cached results of
+chapters 3 and 5 instead of training them again. Each test runs in a second or two."""
+
+import pandas as pd
+import pytest
+import torch
+
+from hsam_core import sweep
+from hsam_core.systems import pendulum, pendulum_architectures, pendulum_greybox
+from hsam_core.systems import pendulum_networks as networks
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def test_every_network_starts_from_the_same_physics_with_a_silent_network():
+    x = torch.randn(7, 2)
+    for architecture in networks.ARCHITECTURES:
+        model = networks.make_hybrid(architecture, hidden=8)
+        phys, net = model(x)
+        torch.testing.assert_close(phys, pendulum.FrictionlessPendulum()(x))
+        assert torch.all(net == 0), architecture  # zero-initialised last layer
+        assert set(model.theta()) == {"omega2"}
+    linear = [
+        m for m in networks.make_hybrid("deeper", 8).modules() if isinstance(m, torch.nn.Linear)
+    ]
+    assert [m.in_features for m in linear] == [2, 8, 8, 8]
+    silu = networks.make_hybrid("SiLU", 8)
+    assert any(isinstance(m, torch.nn.SiLU) for m in silu.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in silu.modules())
+
+
+def test_an_unknown_network_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'wider'.*additive"):
+        networks.make_hybrid("wider")
+    with pytest.raises(ValueError, match="'wider'"):
+        networks.model_factory("wider")
+
+
+def test_study_runs_every_method_on_every_network_once():
+    entries = pendulum_architectures.study()
+    pairs = [(e.architecture, e.method) for e in entries]
+    methods = [m.label for m in pendulum_architectures.untuned_methods()]
+    assert sorted(pairs) == sorted((a, m) for a in networks.ARCHITECTURES for m in methods)
+    labels = [e.config.label for e in entries]
+    assert len(set(labels)) == len(labels)  # one row label per configuration
+
+
+def test_study_shares_the_cache_of_chapters_3_and_5(tmp_path):
+    todo, _ = sweep.plan(["pendulum_architectures"], folder=tmp_path)
+    shared, _ = sweep.plan(["pendulum", "pendulum_greybox"], folder=tmp_path)
+    shared_paths = {job.path for job in shared}
+    reused = {job.label for job in todo if job.path in shared_paths}
+    ran = {c.label for c in pendulum.grid() + pendulum_greybox.grid()}
+    methods = {m.label for m in pendulum_architectures.untuned_methods()}
+    # the six methods on the additive network, ERM / L2 / APHYNITY on the grey-box one
+    assert reused == {label for label in ran if label.split(" [")[0] in methods}
+    assert len(reused) == 9
+
+
+def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():
+    labels = [(e.config.label, e.config.method.rho) for e in pendulum_architectures.study()]
+
+    def table(configs, value):
+        return pd.DataFrame(
+            [{"method": m, "rho": r, "seed": s, "value": value} for m, r in configs for s in (0, 1)]
+        )
+
+    committed = table(labels[:3], "old")
+    new = table(labels[2:4], "new")
+    merged = pendulum_architectures.merge(committed, new)
+    assert list(dict.fromkeys(zip(merged.method, merged.rho))) == labels[:4]  # study order
+    assert (merged.value == ["old"] * 4 + ["new"] * 4).all()
+    assert len(pendulum_architectures.merge(merged, new)) == 8  # idempotent
+    with pytest.raises(ValueError, match="not in study"):
+        pendulum_architectures.merge(committed, table([("ERM [wider]", 0.0)], "new"))
+
+
+def test_collect_refuses_quick_mode(monkeypatch):
+    monkeypatch.setenv("HSAM_QUICK", "1")
+    with pytest.raises(RuntimeError, match="full-mode"):
+        pendulum_architectures.collect()
