@@ -117,26 +117,20 @@ def collect() -> tuple[pd.DataFrame, pd.DataFrame]:
     row is the median ω₀² over seeds at every ``PATH_EVERY``-th epoch."""
     if quick_mode():
         raise RuntimeError("the study's tables hold full-mode results: unset HSAM_QUICK")
-    the_task = task()
+    import torch
+
+    from .. import sweep  # the sweep's plan locates the cached results (imported late: a cycle)
+
+    entries = study()
+    _, cached = sweep.plan(["pendulum_architectures"])
     rows, paths = [], []
-    for entry in study():
-        c = entry.config
-        settings = experiments.training_settings(**TRAINING, model_label=c.model_label)
-        path, _ = experiments.cache_file(the_task, c.method, SEEDS, settings, c.make_model)
-        if not path.exists():
-            continue
-        fit = experiments.run(
-            the_task,
-            c.method,
-            SEEDS,
-            make_model=c.make_model,
-            model_label=c.model_label,
-            **TRAINING,
-        )
-        theta = fit.history.theta
+    for job in sorted(cached, key=lambda j: j.index):
+        entry, c = entries[job.index], entries[job.index].config
+        saved = torch.load(job.path, weights_only=False)
+        theta = saved["history"].theta
         names = {"architecture": entry.architecture, "trained_with": entry.method}
         rows.append(
-            fit.rows.assign(
+            pd.DataFrame(saved["rows"]).assign(
                 **names,
                 converged=experiments.settled(theta).numpy().astype(int),
                 theta_drift=experiments.theta_drift(theta).numpy(),
