@@ -36,25 +36,35 @@ def test_an_unknown_network_is_named_in_the_error():
         networks.model_factory("wider")
 
 
-def test_study_runs_every_method_on_every_network_once():
+def test_study_runs_every_method_on_every_network_once_and_each_grid_whole():
     entries = pendulum_architectures.study()
-    pairs = [(e.architecture, e.method) for e in entries]
+    untuned = [(e.architecture, e.method) for e in entries if e.untuned]
     methods = [m.label for m in pendulum_architectures.untuned_methods()]
-    assert sorted(pairs) == sorted((a, m) for a in networks.ARCHITECTURES for m in methods)
-    labels = [e.config.label for e in entries]
-    assert len(set(labels)) == len(labels)  # one row label per configuration
+    assert sorted(untuned) == sorted((a, m) for a in networks.ARCHITECTURES for m in methods)
+    assert all(e.untuned for e in entries[: len(untuned)])  # the untuned half runs first
+    for architecture in networks.ARCHITECTURES:
+        for name, values in pendulum_architectures.RETUNE.items():
+            settings = [
+                pendulum_architectures.setting(e.config.method)
+                for e in entries
+                if e.architecture == architecture and e.method == name
+            ]
+            assert sorted(settings) == list(values), (architecture, name)
+    keys = [(e.config.label, e.config.method.rho) for e in entries]
+    assert len(set(keys)) == len(keys) == 40  # one table key per configuration
 
 
 def test_study_shares_the_cache_of_chapters_3_and_5(tmp_path):
     todo, _ = sweep.plan(["pendulum_architectures"], folder=tmp_path)
     shared, _ = sweep.plan(["pendulum", "pendulum_greybox"], folder=tmp_path)
     shared_paths = {job.path for job in shared}
-    reused = {job.label for job in todo if job.path in shared_paths}
-    ran = {c.label for c in pendulum.grid() + pendulum_greybox.grid()}
+    reused = {(job.label, job.rho) for job in todo if job.path in shared_paths}
+    ran = {(c.label, c.method.rho) for c in pendulum.grid() + pendulum_greybox.grid()}
     methods = {m.label for m in pendulum_architectures.untuned_methods()}
-    # the six methods on the additive network, ERM / L2 / APHYNITY on the grey-box one
-    assert reused == {label for label in ran if label.split(" [")[0] in methods}
-    assert len(reused) == 9
+    # the six methods on the additive network and its SAM ρ = 0.3 (a retuning grid point),
+    # ERM / L2 / APHYNITY on the grey-box one
+    assert reused == {(label, rho) for label, rho in ran if label.split(" [")[0] in methods}
+    assert len(reused) == 10
 
 
 def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():
@@ -73,6 +83,36 @@ def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():
     assert len(pendulum_architectures.merge(merged, new)) == 8  # idempotent
     with pytest.raises(ValueError, match="not in study"):
         pendulum_architectures.merge(committed, table([("ERM [wider]", 0.0)], "new"))
+
+
+def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
+    def rows(architecture, name, settings, val_mse):
+        return [
+            {
+                "architecture": architecture,
+                "trained_with": name,
+                "setting": x,
+                "seed": s,
+                "val_mse": v + 1e-3 * s,
+                "theta_rel_error": x,
+            }
+            for x, v in zip(settings, val_mse)
+            for s in range(5)
+        ]
+
+    table = pd.DataFrame(
+        rows("deeper", "L2", [1e-4, 1e-3, 1e-2], [3.0, 1.0, 2.0])
+        + rows("deeper", "SAM (nn)", [0.03, 0.1, 0.3], [3.0, 2.0, 1.0])
+        + rows("SiLU", "SAM (nn)", [0.03, 0.1], [1.0, 2.0])  # grid not whole: no pick
+        + rows("SiLU", "ERM", [float("nan")], [1.0])  # not retuned
+    )
+    picked = pendulum_architectures.retuned(table)
+    choice = picked.groupby(["architecture", "trained_with"]).setting.agg(["first", "size"])
+    assert choice.to_dict("index") == {
+        ("deeper", "L2"): {"first": 1e-3, "size": 5},
+        ("deeper", "SAM (nn)"): {"first": 0.3, "size": 5},
+    }
+    assert pendulum_architectures.retuned(table[table.trained_with == "ERM"]).empty
 
 
 def test_collect_refuses_quick_mode(monkeypatch):
