@@ -24,8 +24,9 @@ over three values around its additive setting (``RETUNE``):
 :func:`retuned` applies the rule to a network once its whole grid is measured.
 
 The untuned configurations on the additive network and its SAM ρ = 0.3 are exactly those of
-``pendulum.grid()``, and those of ERM, APHYNITY and L2 on the grey-box network those of ``pendulum_greybox.grid()``: they share
-their cached results (same factories, labels and settings).
+``pendulum.grid()``, and those of ERM, APHYNITY and L2 on the grey-box network those of
+``pendulum_greybox.grid()``: they share their cached results (same factories, labels and
+settings).
 
 The study trains 40 configurations (24 untuned, 16 retuning) × 5 seeds × 700 epochs, more than
 one session of a 2-core machine holds, so its tables accumulate: the sweep fills the results
@@ -65,32 +66,29 @@ PATH_EVERY = 5  # the ω₀² paths keep every 5th epoch's median over seeds
 KEYS = ["method", "rho"]  # a configuration in the tables, as in ``reproduce.compare``
 ORDER = ("grey-box", "deeper", "additive", "SiLU")  # the untuned half, network by network
 RETUNE_ORDER = ("grey-box", "additive", "deeper", "SiLU")  # the retuning half
+L2_WEIGHT, SAM_RHO = 1e-3, 0.1  # the additive settings of the two methods the study retunes
 # The grids of the retuning half: the additive setting (the middle value) and a decade or about
 # half a decade either side — three values for each method.
-RETUNE = {"L2": (1e-4, 1e-3, 1e-2), "SAM (nn)": (0.03, 0.1, 0.3)}
+RETUNE = {"L2": (1e-4, L2_WEIGHT, 1e-2), "SAM (nn)": (0.03, SAM_RHO, 0.3)}
 
 
 def untuned_methods() -> list[Method]:
     """The six methods at the settings the book chose on the additive pendulum (chapters 3–5)."""
     return [
         Method.erm(),
-        Method.regularized(L2(1e-3)),
+        Method.regularized(L2(L2_WEIGHT)),
         Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True)),
         Method.regularized(Orthogonality(1e-2)),
-        Method.sam(0.1),
+        Method.sam(SAM_RHO),
         Method.asam(1.0),
     ]
 
 
 def retune_methods() -> list[tuple[float, Method]]:
     """The grid points of ``RETUNE`` that are not an untuned setting, as (setting, method)."""
-    return [(weight, _l2(weight)) for weight in RETUNE["L2"] if weight != 1e-3] + [
-        (rho, Method.sam(rho)) for rho in RETUNE["SAM (nn)"] if rho != 0.1
+    return [(w, Method.regularized(L2(w))) for w in RETUNE["L2"] if w != L2_WEIGHT] + [
+        (rho, Method.sam(rho)) for rho in RETUNE["SAM (nn)"] if rho != SAM_RHO
     ]
-
-
-def _l2(weight: float) -> Method:
-    return Method.regularized(L2(weight))
 
 
 def setting(method: Method) -> float:
@@ -122,7 +120,7 @@ def config(architecture: str, method: Method) -> Config:
     named in the label (``"L2 λ=0.01 [deeper]"``): the tables key a configuration by label and
     ρ, and L2's ρ is always 0."""
     name = method.label
-    if name == "L2" and method.regularizer.weight != 1e-3:
+    if name == "L2" and method.regularizer.weight != L2_WEIGHT:
         name = f"L2 λ={method.regularizer.weight:g}"
     if architecture == "additive":
         return Config(method, None, "" if name == method.label else name)
@@ -204,19 +202,21 @@ def collect() -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def retuned(rows: pd.DataFrame) -> pd.DataFrame:
+def retuned(rows: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
     """The rows, per network and retuned method, of the ``RETUNE`` grid value that the book's
-    rule picks (:func:`~hsam_core.experiments.select_by_validation`, which never sees θ), for
-    every network whose grid ``rows`` holds whole; a network with a missing grid value has no
-    row (its retuning is not measured yet). ``rows`` needs ``architecture``, ``trained_with``,
-    ``setting``, ``val_mse`` and one row per seed."""
+    rule picks (:func:`~hsam_core.experiments.select_by_validation`, which never sees θ;
+    ``within_spread`` as there), for every network whose grid ``rows`` holds whole; a network
+    with a missing grid value has no row (its retuning is not measured yet). ``rows`` needs
+    ``architecture``, ``trained_with``, ``setting``, ``val_mse`` and one row per seed."""
     picked = []
     retunable = rows[rows.trained_with.isin(list(RETUNE))]
     for (_, name), group in retunable.groupby(["architecture", "trained_with"], sort=False):
         values = sorted(group.setting.unique())
         if len(values) != len(RETUNE[name]) or not np.allclose(values, RETUNE[name]):
             continue
-        rule = experiments.select_by_validation(group.assign(method=name, rho=group.setting))
+        rule = experiments.select_by_validation(
+            group.assign(method=name, rho=group.setting), within_spread
+        )
         picked.append(group[rule.selected == 1])
     return pd.concat(picked) if picked else rows.iloc[:0]
 
