@@ -84,10 +84,10 @@ def untuned_methods() -> list[Method]:
     ]
 
 
-def retune_methods() -> list[tuple[float, Method]]:
-    """The grid points of ``RETUNE`` that are not an untuned setting, as (setting, method)."""
-    return [(w, Method.regularized(L2(w))) for w in RETUNE["L2"] if w != L2_WEIGHT] + [
-        (rho, Method.sam(rho)) for rho in RETUNE["SAM (nn)"] if rho != SAM_RHO
+def retune_methods() -> list[Method]:
+    """The grid points of ``RETUNE`` that are not an untuned setting (see :func:`setting`)."""
+    return [Method.regularized(L2(w)) for w in RETUNE["L2"] if w != L2_WEIGHT] + [
+        Method.sam(rho) for rho in RETUNE["SAM (nn)"] if rho != SAM_RHO
     ]
 
 
@@ -138,7 +138,7 @@ def study() -> list[Entry]:
     in chapter 3), the additive one — chapter 5's configurations — after the deeper one. Then
     the retuning half: the other points of the ``RETUNE`` grids, network by network."""
     untuned = [Entry(a, config(a, m)) for a in ORDER for m in untuned_methods()]
-    grids = [Entry(a, config(a, m), False) for a in RETUNE_ORDER for _, m in retune_methods()]
+    grids = [Entry(a, config(a, m), False) for a in RETUNE_ORDER for m in retune_methods()]
     return untuned + grids
 
 
