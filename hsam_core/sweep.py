@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from . import experiments, systems
@@ -130,11 +129,6 @@ def train_job(system: str, index: int, expected_key: dict, epochs: int | None) -
     inputs as the driver computed them: a worker whose code, mode (HSAM_QUICK) or settings
     differ from the driver's computes another key and refuses to train."""
     set_cpu_threads(1)  # tiny models: one thread per configuration, one configuration per core
-    # Subnormal floats (< 1.2e-38) slow a CPU matrix product up to ~85x on some processors
-    # (measured on this project's machines). Without this flag L2 fits of the architecture
-    # study ran over 35 minutes against ERM's 12, with it 14 (the source of the subnormals was
-    # not isolated); flushing them to zero changes nothing beyond float32 rounding.
-    torch.set_flush_denormal(True)
     module, task, configs = load_system(system)
     config = configs[index]
     training = settings(module, config, epochs)

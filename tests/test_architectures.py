@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from hsam_core import sweep
-from hsam_core.runtime import quick_mode
 from hsam_core.systems import pendulum, pendulum_architectures, pendulum_greybox
 from hsam_core.systems import pendulum_networks as networks
 
@@ -61,11 +60,16 @@ def test_study_shares_the_cache_of_chapters_3_and_5(tmp_path):
     shared_paths = {job.path for job in shared}
     reused = {(job.label, job.rho) for job in todo if job.path in shared_paths}
     ran = {(c.label, c.method.rho) for c in pendulum.grid() + pendulum_greybox.grid()}
-    methods = {m.label for m in pendulum_architectures.untuned_methods()}
-    # the six methods on the additive network and its SAM ρ = 0.3 (a retuning grid point),
-    # ERM / L2 / APHYNITY on the grey-box one
-    assert reused == {(label, rho) for label, rho in ran if label.split(" [")[0] in methods}
-    assert len(reused) == (9 if quick_mode() else 10)  # pendulum's quick grid has no SAM 0.3
+    study = {(e.config.label, e.config.method.rho) for e in pendulum_architectures.study()}
+    # the six methods on the additive network and the points of SAM's retuning grid that
+    # chapter 5's grid has (full mode; its quick grid has one ρ), ERM / L2 / APHYNITY on the
+    # grey-box one
+    assert reused == ran & study
+    untuned = {("ERM", 0.0), ("L2", 0.0), ("APHYNITY", 0.0), ("orthogonality", 0.0)}
+    untuned |= {("SAM (nn)", 0.1), ("ASAM (nn)", 1.0)}
+    greybox = {(f"{m} [grey-box]", 0.0) for m in ("ERM", "L2", "APHYNITY")}
+    retuning = {("SAM (nn)", rho) for rho in pendulum_architectures.RETUNE["SAM (nn)"]} & ran
+    assert reused == untuned | greybox | retuning
 
 
 def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():

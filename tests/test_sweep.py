@@ -102,3 +102,30 @@ def test_a_sweep_caches_under_the_key_a_chapter_looks_up(tmp_path, fresh, one_th
     experiments.run(task, erm.method, module.SEEDS, make_model=erm.make_model, **training)
     todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, tmp_path)
     assert [j.label for j in cached] == ["ERM"] and [j.label for j in todo] == ["SAM (nn)"]
+
+
+def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(fresh, one_thread):
+    """experiments.run (a chapter) and sweep.train_job (a sweep) train through train_and_score,
+    which flushes subnormal floats to zero: the same configuration gives the same numbers on
+    both paths (flushing changes results at float32 rounding, and training amplifies that)."""
+    module, task, configs = sweep.load_system(SYSTEM)
+    erm = next(c for c in configs if c.label == "ERM")
+    training = {**module.TRAINING, "epochs": EPOCHS}
+    torch.set_flush_denormal(False)
+    subnormal = torch.tensor([1e-39])  # made with the flag off (with it on, it would be 0)
+    try:
+        assert (subnormal * 1.0).item() > 0
+        chapter = experiments.run(
+            task, erm.method, module.SEEDS, make_model=erm.make_model, cache=False, **training
+        )
+        assert (subnormal * 1.0).item() == 0.0  # run() trained with the flag set
+        torch.set_flush_denormal(False)
+        todo, cached = sweep.plan([SYSTEM], ["ERM"], EPOCHS)
+        job = (todo + cached)[0]
+        payload = sweep.train_job(SYSTEM, job.index, job.key, EPOCHS)
+    finally:
+        torch.set_flush_denormal(False)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in payload["rows"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in chapter.rows.to_dict("records")
+    ]
