@@ -164,11 +164,14 @@ def task(
 def grid(make_hybrid: Callable[..., HybridODE] = make_hybrid) -> list[Config]:
     """The comparison on the Duffing oscillator (:meth:`Config.comparison`, the pendulum's
     regularizer settings), and a control: the complete Duffing physics (α, δ, β) without a
-    network. Quick mode keeps ERM, SAM, ASAM, physics only and the control.
+    network; SAM and ASAM over the book's ρ grids. Quick mode keeps ERM, SAM (one ρ), ASAM,
+    physics only and the control.
 
     ``make_hybrid(hidden, physics, network)`` builds the hybrids: this module's, or another
     specification's on the same data (:mod:`~hsam_core.systems.duffing_identifiable`), which
     so runs exactly the same methods."""
+    from ..experiments import ASAM_RHOS, SAM_RHOS  # here: grid() is not part of the cache key
+
     hidden = pick(200, 32)
     configs = Config.comparison(
         physics_only=lambda: make_hybrid(network=False),
@@ -178,7 +181,10 @@ def grid(make_hybrid: Callable[..., HybridODE] = make_hybrid) -> list[Config]:
             L2(1e-3),
             Orthogonality(1e-2),
         ],
-        sam_variants=[*(Method.sam(rho) for rho in pick([0.1, 0.3], [0.1])), Method.asam(1.0)],
+        sam_variants=[
+            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
+            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
+        ],
     )
     control = Config(
         Method.erm(),

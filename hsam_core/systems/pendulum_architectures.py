@@ -23,7 +23,7 @@ over three values around its additive setting (``RETUNE``):
 
 :func:`retuned` applies the rule to a network once its whole grid is measured.
 
-The untuned configurations on the additive network and its SAM ρ = 0.3 are those of
+The untuned configurations on the additive network and its SAM ρ = 0.03 and 0.3 are those of
 ``pendulum.grid()``, and those of ERM, APHYNITY and L2 on the grey-box network those of
 ``pendulum_greybox.grid()``: they share their cached results (same factories, labels and
 settings).
