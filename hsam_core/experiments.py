@@ -454,14 +454,29 @@ class Config:
         ]
 
 
-def run_grid(task: Task, grid: Sequence[Config], seeds: Sequence[int], **training) -> pd.DataFrame:
-    """:func:`run` for every configuration of ``grid``; all rows in one table."""
+def run_grid(
+    task: Task,
+    grid: Sequence[Config],
+    seeds: Sequence[int],
+    converged: bool = False,
+    **training,
+) -> pd.DataFrame:
+    """:func:`run` for every configuration of ``grid``; all rows in one table.
+
+    With ``converged``, the table gains a column ``converged`` per seed: 1.0 where θ has settled
+    (:func:`settled`, default tail and tolerance, on θ's history), 0.0 where it has not, NaN
+    for a model without θ (NN only)."""
     frames = []
     for c in grid:
         result = run(
             task, c.method, seeds, make_model=c.make_model, model_label=c.model_label, **training
         )
-        frames.append(result.rows)
+        rows = result.rows
+        if converged:
+            theta = result.history.theta
+            flags = settled(theta).float().numpy() if theta else float("nan")
+            rows = rows.assign(converged=flags)
+        frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -180,21 +180,29 @@ def test_regularizers_run_and_shrink_the_network():
     assert norms["APHYNITY"] < norms["ERM"]
 
 
+def _toy_task(n_train: int = 1, **extra):
+    """A pendulum task small enough to train in seconds: windows of 5 steps of ``n_train``
+    trajectories, one validation and one test trajectory, an 8-wide network."""
+    from hsam_core import experiments as ex
+
+    return ex.Task(
+        name="toy",
+        train=pendulum.make_data("train", n_train).windows(5),
+        val=pendulum.make_data("val", 1),
+        test=pendulum.make_data("test", 1),
+        make_model=lambda: pendulum.make_hybrid(hidden=8),
+        truth=pendulum.TRUTH,
+        **extra,
+    )
+
+
 def test_curvature_metrics_on_a_subset_of_the_training_data():
     """``Task.curvature_samples = n`` scores sharpness on the first n training samples only, and
     enters the cache key (a task without it keeps its old key)."""
     from hsam_core import experiments as ex
 
     def make_task(n):
-        return ex.Task(
-            name="toy",
-            train=pendulum.make_data("train", 2).windows(5),
-            val=pendulum.make_data("val", 1),
-            test=pendulum.make_data("test", 1),
-            make_model=lambda: pendulum.make_hybrid(hidden=8),
-            truth=pendulum.TRUTH,
-            curvature_samples=n,
-        )
+        return _toy_task(2, curvature_samples=n)
 
     task = make_task(7)
     result = ex.run(task, hc.Method.erm(), [0], epochs=1, batch_size=16, cache=False)
@@ -224,6 +232,24 @@ def test_uncached_run_accepts_a_factory_without_source_file():
     )
     result = ex.run(task, hc.Method.erm(), [0], epochs=1, batch_size=16, cache=False)
     assert len(result.rows) == 1
+
+
+def test_run_grid_flags_whether_theta_settled():
+    """``run_grid(..., converged=True)`` adds ``converged`` per seed: 1 where θ has settled (here
+    frozen: lr_phys = 0), 0 where it still moves, NaN for a model without θ; without the flag
+    the table has no such column."""
+    from hsam_core import experiments as ex
+
+    task = _toy_task()
+    nn_only = lambda: pendulum.make_hybrid(hidden=8, physics="none")  # noqa: E731
+    grid = [ex.Config(hc.Method.erm()), ex.Config(hc.Method.erm(), nn_only, "NN only")]
+    training = dict(epochs=5, batch_size=16, cache=False)
+    moving = ex.run_grid(task, grid, [0, 1], converged=True, **training)
+    assert moving[moving.method == "ERM"].converged.tolist() == [0.0, 0.0]
+    assert moving[moving.method == "NN only"].converged.isna().all()
+    frozen = ex.run_grid(task, grid[:1], [0, 1], converged=True, lr_phys=0.0, **training)
+    assert frozen.converged.tolist() == [1.0, 1.0]
+    assert "converged" not in ex.run_grid(task, grid[:1], [0], **training).columns
 
 
 class _Slope(hc.PhysicsModel):
