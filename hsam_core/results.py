@@ -102,6 +102,24 @@ def selected(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["selected"] == 1]
 
 
+def with_convergence(value: float, settled: Iterable) -> str:
+    """A θ score as the book prints it: ``value`` to three significant digits, followed by
+    "(not converged: n/N seeds settled)" unless every seed's θ settled.
+
+    ``settled`` holds one flag per seed — bools, 0/1 or a tensor of them, e.g. the
+    ``converged`` column of :func:`hsam_core.experiments.run_grid` or the output of
+    :func:`hsam_core.experiments.settled`. NaN flags (a model without θ) and an empty ``settled``
+    leave the number unmarked; any other value raises ``ValueError``.
+    """
+    flags = [float(f) for f in settled]
+    known = [f for f in flags if not math.isnan(f)]
+    if any(f not in (0.0, 1.0) for f in known):
+        raise ValueError(f"settled flags must be 0/1, True/False or NaN, got {flags}")
+    text = f"{value:.3g}"
+    n = int(sum(known))
+    return text if n == len(known) else f"{text} (not converged: {n}/{len(known)} seeds settled)"
+
+
 def _quartiles(values: pd.Series) -> tuple[float, float]:
     q = values.dropna().quantile([0.25, 0.5, 0.75])
     return float(q[0.5]), float(q[0.75] - q[0.25])

@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from hsam_core import results as R
 from hsam_core.experiments import select_by_validation
@@ -173,3 +174,18 @@ def test_the_validation_rule_picks_the_best_median_or_the_largest_rho_within_its
         "ERM": [0.0],
         "SAM (nn)": [0.1],
     }
+
+
+def test_with_convergence_marks_a_score_unless_every_seed_settled():
+    assert R.with_convergence(0.01234, [True, True, True]) == "0.0123"
+    assert R.with_convergence(0.5, torch.tensor([True, False, True])) == (
+        "0.5 (not converged: 2/3 seeds settled)"
+    )
+    assert (
+        R.with_convergence(0.5, pd.Series([1.0, 0.0])) == "0.5 (not converged: 1/2 seeds settled)"
+    )
+    # a model without θ (NaN flags) or no flags at all: the number alone
+    assert R.with_convergence(0.5, [math.nan, math.nan]) == "0.5"
+    assert R.with_convergence(0.5, []) == "0.5"
+    with pytest.raises(ValueError, match="0/1"):
+        R.with_convergence(0.5, [0.5])
