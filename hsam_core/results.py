@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -69,7 +69,11 @@ def is_regularizer(method: str) -> bool:
     return method != ERM and not is_sam_variant(method) and not method.startswith(_ENDS)
 
 
-def load_results(folder: str | pathlib.Path, exclude: Iterable[str] = ()) -> pd.DataFrame:
+def load_results(
+    folder: str | pathlib.Path,
+    exclude: Iterable[str] = (),
+    supplements: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Every ``*.csv`` of ``folder`` (sorted by name) in one table, with a ``file`` column
     holding the file's stem.
 
@@ -77,13 +81,26 @@ def load_results(folder: str | pathlib.Path, exclude: Iterable[str] = ()) -> pd.
     are not task tables; naming a file that does not exist is an error, so an exclusion cannot
     go stale silently. A file without one of :data:`REQUIRED_COLUMNS` raises ``ValueError``
     naming the file and the missing columns.
+
+    ``supplements`` maps a file (stem) to the task table (stem) whose grid it extends — more
+    radii of the same experiment, trained apart (e.g. ``reaction_diffusion_rho``). Its rows join
+    that table (``file`` is the table's stem), and :func:`~hsam_core.experiments.select_by_validation`
+    chooses each method's ρ again over the joined rows, since a pick made on part of a grid
+    does not hold for the whole. Naming a missing file or table is an error.
     """
     folder = pathlib.Path(folder)
-    exclude = set(exclude)
+    exclude, supplements = set(exclude), dict(supplements or {})
     paths = sorted(folder.glob("*.csv"))
-    unknown = exclude - {p.stem for p in paths}
+    stems = {p.stem for p in paths}
+    unknown = exclude - stems
     if unknown:
         raise ValueError(f"cannot exclude {sorted(unknown)}: no such CSV in {folder}")
+    unknown = (set(supplements) | set(supplements.values())) - stems
+    if unknown:
+        raise ValueError(f"supplements name {sorted(unknown)}: no such CSV in {folder}")
+    clash = (set(supplements) | set(supplements.values())) & exclude
+    if clash:
+        raise ValueError(f"{sorted(clash)} both excluded and named in supplements")
     paths = [p for p in paths if p.stem not in exclude]
     if not paths:
         raise ValueError(f"no result tables (*.csv) in {folder}")
@@ -93,8 +110,41 @@ def load_results(folder: str | pathlib.Path, exclude: Iterable[str] = ()) -> pd.
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
-        frames.append(frame.assign(file=path.stem))
-    return pd.concat(frames, ignore_index=True, sort=False)
+        frames.append(frame.assign(file=supplements.get(path.stem, path.stem)))
+    results = pd.concat(frames, ignore_index=True, sort=False)
+    if not supplements:
+        return results
+    from .experiments import select_by_validation  # torch: only when a grid is re-selected
+
+    joined = [
+        select_by_validation(rows) if file in supplements.values() else rows
+        for file, rows in results.groupby("file", sort=False)
+    ]
+    results = pd.concat(joined, ignore_index=True, sort=False)
+    rank = {path.stem: i for i, path in enumerate(paths)}  # the order of the files
+    return results.sort_values("file", key=lambda f: f.map(rank), kind="stable", ignore_index=True)
+
+
+def merge_rows(
+    committed: pd.DataFrame, new: pd.DataFrame, order: Sequence[tuple[str, float]]
+) -> pd.DataFrame:
+    """``new`` plus the rows of ``committed`` whose configuration (``method``, ``rho``) ``new``
+    lacks, sorted by ``order`` (the configurations of a study, in its order): a machine that has
+    some of a study's results replaces those and keeps the others. A configuration that is not
+    in ``order`` raises ``ValueError`` (its rows would be stale)."""
+    rank_of = {config: i for i, config in enumerate(order)}
+    frames = [f for f in (committed, new) if len(f)]
+    if not frames:
+        return new
+    for frame in frames:
+        unknown = set(zip(frame.method, frame.rho)) - set(rank_of)
+        if unknown:
+            raise ValueError(f"configurations {sorted(unknown)} are not in the study")
+    fresh = set(zip(new.method, new.rho)) if len(new) else set()
+    keep = [(m, r) not in fresh for m, r in zip(committed.method, committed.rho)]
+    merged = pd.concat([committed[keep], new], ignore_index=True) if len(committed) else new
+    rank = [rank_of[m, r] for m, r in zip(merged.method, merged.rho)]
+    return merged.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
 
 
 def selected(results: pd.DataFrame) -> pd.DataFrame:

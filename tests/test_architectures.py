@@ -86,7 +86,7 @@ def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():
     assert list(dict.fromkeys(zip(merged.method, merged.rho))) == labels[:4]  # study order
     assert (merged.value == ["old"] * 4 + ["new"] * 4).all()
     assert len(pendulum_architectures.merge(merged, new)) == 8  # idempotent
-    with pytest.raises(ValueError, match="not in study"):
+    with pytest.raises(ValueError, match="not in the study"):
         pendulum_architectures.merge(committed, table([("ERM [wider]", 0.0)], "new"))
 
 

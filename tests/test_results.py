@@ -74,6 +74,48 @@ def test_load_names_the_file_and_the_missing_column(folder):
         R.load_results(folder / "nothing")
 
 
+def test_a_supplement_joins_its_task_and_the_rule_reselects_over_the_whole_grid(folder):
+    # more radii of the toy experiment, trained apart: SAM at 0.05 fits better than the
+    # committed pick 0.1, so the joined grid's pick moves there; other methods keep theirs
+    extra = pd.DataFrame(
+        rows("toy", "SAM (nn)", 0.05, [0.3] * 5, 1.5e-3, selected=0)
+        + rows("toy", "ASAM (nn)", 2.0, [0.02] * 5, 8e-3, selected=0)
+    )
+    extra.to_csv(folder / "toy_more.csv", index=False)
+    toy_task("zeta").to_csv(folder / "zeta.csv", index=False)
+    loaded = R.load_results(folder, supplements={"toy_more": "toy"})
+    assert list(dict.fromkeys(loaded.file)) == ["toy", "zeta"] and len(loaded) == 90
+    toy = loaded[loaded.file == "toy"]
+    picked = toy[toy.selected == 1].groupby("method").rho.unique().map(list).to_dict()
+    assert picked["SAM (nn)"] == [0.05] and picked["ASAM (nn)"] == [1.0]
+    assert picked["ERM"] == [0.0] and len(toy[toy.selected == 1]) == 35  # 7 methods
+    # the other task is left as committed
+    pd.testing.assert_frame_equal(
+        loaded[loaded.file == "zeta"].drop(columns="file").reset_index(drop=True),
+        toy_task("zeta"),
+        check_dtype=False,
+    )
+    with pytest.raises(ValueError, match="supplements name"):
+        R.load_results(folder, supplements={"toy_more": "gone"})
+    with pytest.raises(ValueError, match="both excluded"):
+        R.load_results(folder, exclude=["toy_more"], supplements={"toy_more": "toy"})
+
+
+def test_merge_rows_keeps_the_study_order_and_refuses_strangers():
+    order = [("ERM", 0.0), ("SAM (nn)", 0.05), ("SAM (nn)", 0.2)]
+    committed = pd.DataFrame({"method": ["SAM (nn)", "ERM"], "rho": [0.2, 0.0], "v": ["old"] * 2})
+    new = pd.DataFrame({"method": ["SAM (nn)", "SAM (nn)"], "rho": [0.2, 0.05], "v": ["new"] * 2})
+    merged = R.merge_rows(committed, new, order)
+    assert list(zip(merged.method, merged.rho, merged.v)) == [
+        ("ERM", 0.0, "old"),
+        ("SAM (nn)", 0.05, "new"),
+        ("SAM (nn)", 0.2, "new"),
+    ]
+    assert R.merge_rows(merged, new, order).equals(merged)  # idempotent
+    with pytest.raises(ValueError, match="not in the study"):
+        R.merge_rows(committed, new.assign(rho=0.3), order)
+
+
 def test_headline_table_values(folder):
     table = R.headline_table(R.load_results(folder)).set_index("method")
     assert "SAM (nn)" in table.index and len(table) == 7  # one row per method: the selected ρ

@@ -213,3 +213,24 @@ def test_aphynity_convnet_is_its_authors_network_and_trains_in_an_ensemble(tmp_p
         "ERM [APHYNITY's ConvNet]",
         "APHYNITY [APHYNITY's ConvNet]",
     ]
+
+
+def test_reaction_diffusion_rho_is_the_rest_of_the_books_grids_under_the_chapters_keys(tmp_path):
+    """The supplement runs exactly the SAM and ASAM radii of the book's grids that chapter 7's
+    grid lacks, each under the cache file a configuration of the chapter's own grid would have
+    (same task, model, seeds and training); its table holds full-mode results only."""
+    from hsam_core import experiments, sweep
+    from hsam_core.systems import reaction_diffusion_rho as rr
+
+    chapter = {(c.label, c.method.rho) for c in rd.grid()}
+    rest = [(c.label, c.method.rho) for c in rr.grid()]
+    assert not chapter & set(rest) and len(set(rest)) == len(rest)
+    for label, rhos in [("SAM (nn)", experiments.SAM_RHOS), ("ASAM (nn)", experiments.ASAM_RHOS)]:
+        assert {r for m, r in chapter | set(rest) if m == label} == set(rhos)
+    task = rd.task(n_train=2, n_val=1, n_test=1, horizon=0.2, cache_dir=tmp_path)
+    for config in rr.grid():
+        ours = experiments.cache_file(task, config.method, rr.SEEDS, sweep.settings(rr, config))
+        theirs = experiments.cache_file(task, config.method, rd.SEEDS, sweep.settings(rd, config))
+        assert ours == theirs
+    with pytest.raises(RuntimeError, match="full-mode results"):
+        rr.collect()

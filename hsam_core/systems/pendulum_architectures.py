@@ -54,6 +54,7 @@ import pandas as pd
 from .. import experiments
 from ..experiments import Config
 from ..regularizers import L2, Aphynity, Orthogonality
+from ..results import merge_rows
 from ..runtime import quick_mode
 from ..train import Method
 from . import pendulum, pendulum_greybox, pendulum_networks
@@ -223,22 +224,11 @@ def retuned(rows: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
 
 def merge(committed: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """``new`` plus the rows of ``committed`` whose configuration (``KEYS``) ``new`` lacks, in
-    the order of :func:`study`: a machine that has some of the results replaces those and keeps
-    the others. A configuration the study no longer has is an error (its rows would be
-    stale)."""
-    order = {(e.config.label, e.config.method.rho): i for i, e in enumerate(study())}
-    frames = [f for f in (committed, new) if len(f)]
-    if not frames:
-        return new
-    for frame in frames:
-        unknown = set(zip(frame.method, frame.rho)) - set(order)
-        if unknown:
-            raise ValueError(f"configurations {sorted(unknown)} are not in study()")
-    fresh = set(zip(new.method, new.rho)) if len(new) else set()
-    keep = [(m, r) not in fresh for m, r in zip(committed.method, committed.rho)]
-    merged = pd.concat([committed[keep], new], ignore_index=True) if len(committed) else new
-    rank = [order[m, r] for m, r in zip(merged.method, merged.rho)]
-    return merged.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
+    the order of :func:`study` (:func:`hsam_core.results.merge_rows`): a machine that has some
+    of the results replaces those and keeps the others. A configuration the study no longer has
+    is an error (its rows would be stale)."""
+    order = [(e.config.label, e.config.method.rho) for e in study()]
+    return merge_rows(committed, new, order)
 
 
 def write_tables(folder: pathlib.Path) -> tuple[pd.DataFrame, pd.DataFrame]:
