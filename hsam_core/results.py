@@ -95,10 +95,11 @@ def load_results(
     unknown = exclude - stems
     if unknown:
         raise ValueError(f"cannot exclude {sorted(unknown)}: no such CSV in {folder}")
-    unknown = (set(supplements) | set(supplements.values())) - stems
+    named = set(supplements) | set(supplements.values())
+    unknown = named - stems
     if unknown:
         raise ValueError(f"supplements name {sorted(unknown)}: no such CSV in {folder}")
-    clash = (set(supplements) | set(supplements.values())) & exclude
+    clash = named & exclude
     if clash:
         raise ValueError(f"{sorted(clash)} both excluded and named in supplements")
     paths = [p for p in paths if p.stem not in exclude]
