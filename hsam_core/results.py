@@ -302,3 +302,55 @@ def sam_rule_vs_oracle(results: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("task")
+
+
+def pick_stability(results: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How much the θ-free rule's choice of SAM configuration depends on the seeds, per task.
+
+    The rule (:func:`chosen_sam` after :func:`~hsam_core.experiments.select_by_validation`)
+    chooses, among every SAM-variant configuration c = (variant, ρ) of a task, the one with the
+    lowest median validation MSE over the seeds S: ĉ = argmin_c median_{s∈S} v(c, s). Here the
+    seeds are resampled with replacement ``n_boot`` times (a bootstrap over S, the same draw for
+    every configuration, since all share the seeds' initialisations and minibatch orders) and
+    the rule is applied to each resample. Columns: ``rule_method``, ``rule_rho`` (ĉ on all
+    seeds); ``agree`` (the fraction of resamples whose choice is ĉ); ``modal_method``,
+    ``modal_rho``, ``modal_share`` (the most frequent choice); ``configs`` (how many
+    configurations are ever chosen); ``theta_p10``, ``theta_p90`` (the 10th and 90th
+    percentiles, over resamples, of the chosen configuration's median θ error: what the rule
+    delivers, with the seeds' uncertainty). A task whose configurations lack some seed's row
+    raises ``ValueError`` naming them.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sam = results[results.method.map(is_sam_variant)]
+    rows = []
+    for task, group in sam.groupby("task", sort=False):
+        val = group.pivot_table(index=["method", "rho"], columns="seed", values="val_mse")
+        err = group.pivot_table(index=["method", "rho"], columns="seed", values="theta_rel_error")
+        err = err.reindex(index=val.index, columns=val.columns)
+        gaps = val.index[val.isna().any(axis=1) | err.isna().any(axis=1)]
+        if len(gaps):
+            raise ValueError(f"{task}: configurations {list(gaps)} lack some seed's row")
+        configs, v, e = list(val.index), val.to_numpy(), err.to_numpy()
+        draws = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))
+        chosen = np.median(v[:, draws], axis=2).argmin(axis=0)  # (n_boot,)
+        delivered = np.median(e[:, draws], axis=2)[chosen, np.arange(n_boot)]
+        rule = int(np.median(v, axis=1).argmin())
+        counts = np.bincount(chosen, minlength=len(configs))
+        modal = int(counts.argmax())
+        rows.append(
+            {
+                "task": task,
+                "rule_method": configs[rule][0],
+                "rule_rho": configs[rule][1],
+                "agree": counts[rule] / n_boot,
+                "modal_method": configs[modal][0],
+                "modal_rho": configs[modal][1],
+                "modal_share": counts[modal] / n_boot,
+                "configs": int((counts > 0).sum()),
+                "theta_p10": float(np.quantile(delivered, 0.1)),
+                "theta_p90": float(np.quantile(delivered, 0.9)),
+            }
+        )
+    return pd.DataFrame(rows).set_index("task")

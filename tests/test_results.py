@@ -231,3 +231,35 @@ def test_with_convergence_marks_a_score_unless_every_seed_settled():
     assert R.with_convergence(0.5, []) == "0.5"
     with pytest.raises(ValueError, match="0/1"):
         R.with_convergence(0.5, [0.5])
+
+
+def test_pick_stability_resamples_seeds_and_finds_firm_and_fragile_picks():
+    """A task whose best configuration wins on every seed keeps its pick in every resample;
+    one where two radii trade places seed by seed does not, and the θ error the rule delivers
+    then spans both radii's errors."""
+    firm = pd.DataFrame(
+        rows("firm", "SAM (nn)", 0.1, [0.1] * 5, 0, val_mse=[1e-3, 2e-3, 3e-3, 4e-3, 5e-3])
+        + rows("firm", "SAM (nn)", 0.3, [0.5] * 5, 9e-3, selected=0)
+        + rows("firm", "ERM", 0.0, [0.9] * 5, 1e-4)  # not a SAM variant: never chosen
+    )
+    fragile = pd.DataFrame(
+        rows("fragile", "SAM (nn)", 0.1, [0.2] * 5, 0, val_mse=[1, 1, 1, 3, 3])
+        + rows("fragile", "ASAM (nn)", 1.0, [0.02] * 5, 0, val_mse=[2, 2, 2, 0.5, 0.5])
+    )
+    out = R.pick_stability(pd.concat([firm, fragile], ignore_index=True), n_boot=500)
+    assert out.loc["firm", ["rule_method", "rule_rho", "agree", "configs"]].tolist() == [
+        "SAM (nn)",
+        0.1,
+        1.0,
+        1,
+    ]
+    assert out.at["firm", "theta_p10"] == out.at["firm", "theta_p90"] == 0.1
+    # all seeds: median val 1 (SAM) < 2 (ASAM); resamples with >= 3 of the last two seeds flip it
+    assert out.loc["fragile", ["rule_method", "rule_rho"]].tolist() == ["SAM (nn)", 0.1]
+    assert 0.5 < out.at["fragile", "agree"] < 0.95 and out.at["fragile", "configs"] == 2
+    assert out.at["fragile", "theta_p10"] == 0.02 and out.at["fragile", "theta_p90"] == 0.2
+    # the same draws give the same answer
+    again = R.pick_stability(pd.concat([firm, fragile], ignore_index=True), n_boot=500)
+    pd.testing.assert_frame_equal(out, again)
+    with pytest.raises(ValueError, match="lack some seed"):
+        R.pick_stability(fragile.drop(index=0), n_boot=10)

@@ -234,3 +234,42 @@ def test_reaction_diffusion_rho_is_the_rest_of_the_books_grids_under_the_chapter
         assert ours == theirs
     with pytest.raises(RuntimeError, match="full-mode results"):
         rr.collect()
+
+
+def test_a_gpu_supplement_reads_a_given_cache_and_refuses_results_from_another_device(
+    tmp_path, monkeypatch
+):
+    """duffing_identifiable_gpu writes chapter 8b's network configurations from the cache it is
+    given (under chapter 8b's keys), and a result trained on a CPU there is an error naming the
+    file, not a row of the GPU table."""
+    from hsam_core import sweep
+    from hsam_core.systems import duffing_identifiable as twin
+    from hsam_core.systems import duffing_identifiable_gpu as gpu
+    from hsam_core.systems import supplement
+    from hsam_core.train import History
+
+    assert {"ERM", "SAM (nn)"} <= {c.label for c in gpu.grid()} <= set(gpu.LABELS)
+    assert [(c.label, c.method.rho) for c in gpu.grid()] == [
+        (c.label, c.method.rho) for c in twin.grid() if c.label in gpu.LABELS
+    ]
+    with pytest.raises(RuntimeError, match="full-mode results"):
+        gpu.SUPPLEMENT.collect(tmp_path)
+    monkeypatch.setattr(supplement, "quick_mode", lambda: False)
+    todo, cached = sweep.plan(["duffing_identifiable"], folder=tmp_path)
+    assert cached == [] and gpu.SUPPLEMENT.collect(tmp_path).empty
+    job = next(j for j in todo if j.label == "ERM")
+    theta = {"alpha": torch.ones(10, 2), "beta": torch.ones(10, 2)}
+    history = History(torch.zeros(10, 2), theta, torch.zeros(10, 2), 1.0)
+
+    def save(device):
+        row = {"task": "duffing_identifiable", "method": "ERM", "rho": 0.0, "device": device}
+        payload = {"rows": [{**row, "seed": s, "seconds": 3.0} for s in (0, 1)]}
+        torch.save({**payload, "history": history}, job.path)
+
+    save("cuda")
+    rows = gpu.SUPPLEMENT.write_tables(tmp_path, cache=tmp_path)
+    assert rows.method.tolist() == ["ERM", "ERM"] and rows.converged.tolist() == [1.0, 1.0]
+    assert rows.seconds.isna().all() and (rows.seconds_measured == 3.0).all()
+    save("cpu")
+    with pytest.raises(ValueError, match=f"{job.path.name}.*cuda results only"):
+        gpu.SUPPLEMENT.collect(tmp_path)

@@ -23,24 +23,20 @@ chapter 7's table (``supplements``).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 from collections.abc import Sequence
 
 import pandas as pd
 
-from .. import experiments
 from ..experiments import ASAM_RHOS, SAM_RHOS, Config
-from ..results import merge_rows
-from ..runtime import quick_mode
 from ..train import Method
 from . import reaction_diffusion as rd
+from .supplement import Supplement
 
 SEEDS = rd.SEEDS
 TRAINING = rd.TRAINING
 task = rd.task  # the same data, splits, model and true θ as chapter 7
 TABLE = "reaction_diffusion_rho.csv"
-KEYS = ["method", "rho"]
 
 
 def grid() -> list[Config]:
@@ -51,63 +47,22 @@ def grid() -> list[Config]:
     return [Config(m) for m in methods if (m.label, m.rho) not in ran]
 
 
+SUPPLEMENT = Supplement("reaction_diffusion_rho", TABLE, grid)
+
+
 def collect() -> pd.DataFrame:
-    """The per-seed rows of every configuration of :func:`grid` whose full-mode result is in the
-    results cache, with ``converged`` (:func:`~hsam_core.experiments.settled` on θ's history,
-    as chapter 7 computes it) and ``selected = 0``; nothing is trained. The wall time per seed
-    is in ``seconds_measured`` and ``seconds`` is NaN: these runs need not share a machine with
-    the chapter's, so their times are not comparable with its ERM's (the cost ratios of
-    :func:`hsam_core.results.headline_table` read ``seconds``)."""
-    if quick_mode():
-        raise RuntimeError("the table holds full-mode results: unset HSAM_QUICK")
-    import torch
-
-    from .. import sweep  # the sweep's plan locates the cached results (imported late: a cycle)
-
-    _, cached = sweep.plan(["reaction_diffusion_rho"])
-    frames = []
-    for job in sorted(cached, key=lambda j: j.index):
-        saved = torch.load(job.path, weights_only=False)
-        flags = experiments.settled(saved["history"].theta).float().numpy()
-        rows = pd.DataFrame(saved["rows"])
-        frames.append(
-            rows.assign(
-                selected=0,
-                converged=flags,
-                seconds=float("nan"),
-                seconds_measured=rows.seconds,
-            )
-        )
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
+    """See :meth:`~hsam_core.systems.supplement.Supplement.collect`."""
+    return SUPPLEMENT.collect()
 
 
 def write_tables(folder: pathlib.Path) -> pd.DataFrame:
-    """:func:`collect` merged into ``folder``'s table: the cached configurations replace their
-    committed rows, the others keep theirs (:func:`hsam_core.results.merge_rows`); returns it."""
-    file = folder / TABLE
-    committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
-    order = [(c.label, c.method.rho) for c in grid()]
-    merged = merge_rows(committed, collect(), order)
-    merged.to_csv(file, index=False)
-    return merged
+    """See :meth:`~hsam_core.systems.supplement.Supplement.write_tables`."""
+    return SUPPLEMENT.write_tables(folder)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Write the cached results of :func:`grid` into ``book/results`` (run from the repository
-    root)."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("book/results"))
-    args = parser.parse_args(argv)
-    if not args.results.is_dir():
-        parser.error(f"{args.results} is not a folder: run from the repository root")
-    rows = write_tables(args.results)
-    have = set(zip(rows.method, rows.rho)) if len(rows) else set()
-    missing = [
-        f"{c.label} ρ={c.method.rho:g}" for c in grid() if (c.label, c.method.rho) not in have
-    ]
-    print(f"{args.results / TABLE}: {len(have)} of {len(grid())} configurations, {len(rows)} rows")
-    if missing:
-        print("not run yet:", ", ".join(missing))
+    """Write the cached results of :func:`grid` into ``book/results``."""
+    SUPPLEMENT.main(argv)
 
 
 if __name__ == "__main__":

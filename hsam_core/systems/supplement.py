@@ -1,0 +1,109 @@
+"""Supplements: configurations of a chapter's experiment that are trained apart from it.
+
+Some runs do not fit in one working session beside their chapter — the radii of the book's ρ
+grids that chapter 7 lacks (:mod:`~hsam_core.systems.reaction_diffusion_rho`), chapter 8b's grid
+trained until θ settles (:mod:`~hsam_core.systems.duffing_identifiable_long`). Such a system
+module defines ``task``, ``grid``, ``SEEDS`` and ``TRAINING`` like any other, so that a sweep
+trains it (``python -m hsam_core.experiments NAME``), and a :class:`Supplement` that turns
+its cached results into an accumulating table of ``book/results``::
+
+    python -m hsam_core.systems.NAME      # cache -> book/results/<table>, committed rows kept
+
+Rows have ``selected = 0``: a choice of ρ needs the whole grid, and
+:func:`hsam_core.results.load_results` makes it when it reads the table. Their wall time per
+seed is in ``seconds_measured`` and ``seconds`` is NaN: these runs need not share a machine
+with the chapter's, so their times are not comparable with its ERM's (the cost ratios of
+:func:`hsam_core.results.headline_table` read ``seconds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import experiments
+from ..experiments import Config
+from ..results import merge_rows
+from ..runtime import quick_mode
+
+KEYS = ["method", "rho"]
+
+
+@dataclass(frozen=True)
+class Supplement:
+    """The table of system ``system`` (a module of :mod:`hsam_core.systems`), file ``table``,
+    with one block of rows per configuration of ``grid()``, in its order. With ``device``
+    (``"cpu"``, ``"cuda"``), the table holds only results trained on that kind of device."""
+
+    system: str
+    table: str
+    grid: Callable[[], list[Config]]
+    device: str | None = None
+
+    def collect(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
+        """The per-seed rows of every configuration of the system's grid whose full-mode result
+        is in the results cache (``cache``, default :data:`~hsam_core.experiments.CACHE_DIR`),
+        with ``converged`` (:func:`~hsam_core.experiments.settled` on θ's history) and
+        ``selected = 0``; nothing is trained. A result from another device than ``device``
+        raises ``ValueError`` naming its file."""
+        if quick_mode():
+            raise RuntimeError("a supplement's table holds full-mode results: unset HSAM_QUICK")
+        import torch
+
+        from .. import sweep  # its plan locates the cached results (imported late: a cycle)
+
+        _, cached = sweep.plan([self.system], folder=cache)
+        frames = []
+        for job in sorted(cached, key=lambda j: j.index):
+            saved = torch.load(job.path, weights_only=False)
+            flags = experiments.settled(saved["history"].theta).float().numpy()
+            rows = pd.DataFrame(saved["rows"])
+            found = set(rows.device)
+            if self.device is not None and found != {self.device}:
+                raise ValueError(
+                    f"{job.path}: trained on {sorted(found)}, but {self.table} holds "
+                    f"{self.device} results only"
+                )
+            frames.append(
+                rows.assign(
+                    selected=0, converged=flags, seconds=float("nan"), seconds_measured=rows.seconds
+                )
+            )
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
+
+    def write_tables(self, folder: pathlib.Path, cache: pathlib.Path | None = None) -> pd.DataFrame:
+        """:meth:`collect` merged into ``folder``'s table: the cached configurations replace
+        their committed rows, the others keep theirs (:func:`~hsam_core.results.merge_rows`)."""
+        file = pathlib.Path(folder) / self.table
+        committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
+        order = [(c.label, c.method.rho) for c in self.grid()]
+        merged = merge_rows(committed, self.collect(cache), order)
+        merged.to_csv(file, index=False)
+        return merged
+
+    def main(self, argv: Sequence[str] | None = None) -> None:
+        """Command line: write the cached results into ``book/results`` (run from the
+        repository root) and say which configurations are not in the table yet."""
+        parser = argparse.ArgumentParser(description=f"cached {self.system} -> {self.table}")
+        parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("book/results"))
+        parser.add_argument("--cache", type=pathlib.Path, help="the results cache to read")
+        args = parser.parse_args(argv)
+        if not args.results.is_dir():
+            parser.error(f"{args.results} is not a folder: run from the repository root")
+        if args.cache is not None and not args.cache.is_dir():
+            parser.error(f"{args.cache} is not a folder")
+        rows = self.write_tables(args.results, args.cache)
+        have = set(zip(rows.method, rows.rho)) if len(rows) else set()
+        configs = self.grid()
+        missing = [
+            f"{c.label} ρ={c.method.rho:g}" for c in configs if (c.label, c.method.rho) not in have
+        ]
+        print(
+            f"{args.results / self.table}: {len(have)} of {len(configs)} configurations, {len(rows)} rows"
+        )
+        if missing:
+            print("not run yet:", ", ".join(missing))
