@@ -270,6 +270,31 @@ def test_a_gpu_supplement_reads_a_given_cache_and_refuses_results_from_another_d
     rows = gpu.SUPPLEMENT.write_tables(tmp_path, cache=tmp_path)
     assert rows.method.tolist() == ["ERM", "ERM"] and rows.converged.tolist() == [1.0, 1.0]
     assert rows.seconds.isna().all() and (rows.seconds_measured == 3.0).all()
+    assert (rows.theta_drift == 0).all()  # θ constant over the epochs
     save("cpu")
     with pytest.raises(ValueError, match=f"{job.path.name}.*cuda results only"):
         gpu.SUPPLEMENT.collect(tmp_path)
+
+
+def test_the_twins_long_grid_is_chapter_8bs_at_four_times_the_epochs():
+    """duffing_identifiable_long trains chapter 8b's configurations with a network at four times
+    its epochs (twice in quick mode), under the keys chapter 8b's own long runs of ERM and the
+    rule's pick would have; its table holds full-mode results only."""
+    from hsam_core import experiments, sweep
+    from hsam_core.systems import duffing_identifiable as twin
+    from hsam_core.systems import duffing_identifiable_long as long
+
+    assert long.TRAINING == {**twin.TRAINING, "epochs": 2 * twin.TRAINING["epochs"]}  # quick
+    assert [(c.label, c.method.rho) for c in long.grid()] == [
+        (c.label, c.method.rho) for c in twin.grid() if not c.model_label
+    ]
+    task = twin.task(n_train=2, n_val=1, n_test=1)
+    chapter_long = {**twin.TRAINING, "epochs": hc.pick(4, 2) * twin.TRAINING["epochs"]}
+    for config in long.grid():
+        ours = experiments.cache_file(task, config.method, long.SEEDS, sweep.settings(long, config))
+        theirs = experiments.cache_file(
+            task, config.method, twin.SEEDS, experiments.training_settings(**chapter_long)
+        )
+        assert ours == theirs
+    with pytest.raises(RuntimeError, match="full-mode results"):
+        long.collect()

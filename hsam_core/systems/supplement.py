@@ -47,8 +47,9 @@ class Supplement:
     def collect(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
         """The per-seed rows of every configuration of the system's grid whose full-mode result
         is in the results cache (``cache``, default :data:`~hsam_core.experiments.CACHE_DIR`),
-        with ``converged`` (:func:`~hsam_core.experiments.settled` on θ's history) and
-        ``selected = 0``; nothing is trained. A result from another device than ``device``
+        with ``converged`` (:func:`~hsam_core.experiments.settled` on θ's history), its
+        ``theta_drift`` (:func:`~hsam_core.experiments.theta_drift`) and ``selected = 0``;
+        nothing is trained. A result from another device than ``device``
         raises ``ValueError`` naming its file."""
         if quick_mode():
             raise RuntimeError("a supplement's table holds full-mode results: unset HSAM_QUICK")
@@ -60,7 +61,8 @@ class Supplement:
         frames = []
         for job in sorted(cached, key=lambda j: j.index):
             saved = torch.load(job.path, weights_only=False)
-            flags = experiments.settled(saved["history"].theta).float().numpy()
+            theta = saved["history"].theta
+            flags = experiments.settled(theta).float().numpy()
             rows = pd.DataFrame(saved["rows"])
             found = set(rows.device)
             if self.device is not None and found != {self.device}:
@@ -70,7 +72,11 @@ class Supplement:
                 )
             frames.append(
                 rows.assign(
-                    selected=0, converged=flags, seconds=float("nan"), seconds_measured=rows.seconds
+                    selected=0,
+                    converged=flags,
+                    theta_drift=experiments.theta_drift(theta).numpy(),
+                    seconds=float("nan"),
+                    seconds_measured=rows.seconds,
                 )
             )
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
