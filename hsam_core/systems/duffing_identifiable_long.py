@@ -8,7 +8,7 @@ train a network — ERM, SAM (nn) and ASAM (nn) over the book's ρ grids, then A
 orthogonality — with its task, seeds, minibatches and learning rates, for 1200 epochs. ERM and
 ASAM (nn) at ρ = 0.3 have the cache keys of chapter 8b's own four-times-longer runs.
 
-A SAM configuration takes about 50 minutes of one core of the two-core machine at this length,
+A SAM configuration takes about 55 minutes of one core of the two-core machine at this length,
 so the table accumulates over sessions, like :mod:`~hsam_core.systems.reaction_diffusion_rho`'s::
 
     python -m hsam_core.experiments duffing_identifiable_long    # train what is not cached
