@@ -17,11 +17,6 @@ so the table accumulates over sessions, like :mod:`~hsam_core.systems.reaction_d
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import Sequence
-
-import pandas as pd
-
 from ..experiments import Config
 from ..runtime import pick
 from . import duffing_identifiable as twin
@@ -40,21 +35,8 @@ def grid() -> list[Config]:
 
 
 SUPPLEMENT = Supplement("duffing_identifiable_long", "duffing_identifiable_long.csv", grid)
-
-
-def collect() -> pd.DataFrame:
-    """See :meth:`~hsam_core.systems.supplement.Supplement.collect`."""
-    return SUPPLEMENT.collect()
-
-
-def write_tables(folder: pathlib.Path) -> pd.DataFrame:
-    """See :meth:`~hsam_core.systems.supplement.Supplement.write_tables`."""
-    return SUPPLEMENT.write_tables(folder)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Write the cached results of :func:`grid` into ``book/results``."""
-    SUPPLEMENT.main(argv)
+# the supplement's table, as module functions (``reproduce`` calls ``write_tables(folder)``)
+collect, write_tables, main = SUPPLEMENT.collect, SUPPLEMENT.write_tables, SUPPLEMENT.main
 
 
 if __name__ == "__main__":

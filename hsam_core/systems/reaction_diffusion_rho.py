@@ -23,11 +23,6 @@ chapter 7's table (``supplements``).
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import Sequence
-
-import pandas as pd
-
 from ..experiments import ASAM_RHOS, SAM_RHOS, Config
 from ..train import Method
 from . import reaction_diffusion as rd
@@ -48,21 +43,8 @@ def grid() -> list[Config]:
 
 
 SUPPLEMENT = Supplement("reaction_diffusion_rho", TABLE, grid)
-
-
-def collect() -> pd.DataFrame:
-    """See :meth:`~hsam_core.systems.supplement.Supplement.collect`."""
-    return SUPPLEMENT.collect()
-
-
-def write_tables(folder: pathlib.Path) -> pd.DataFrame:
-    """See :meth:`~hsam_core.systems.supplement.Supplement.write_tables`."""
-    return SUPPLEMENT.write_tables(folder)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Write the cached results of :func:`grid` into ``book/results``."""
-    SUPPLEMENT.main(argv)
+# the supplement's table, as module functions (``reproduce`` calls ``write_tables(folder)``)
+collect, write_tables, main = SUPPLEMENT.collect, SUPPLEMENT.write_tables, SUPPLEMENT.main
 
 
 if __name__ == "__main__":
