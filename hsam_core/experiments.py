@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import pathlib
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,18 @@ NUMERICS = (
 )
 
 
+def syntax_dump(tree: ast.AST) -> str:
+    """``ast.dump`` in one form under every Python from 3.11 on, so that cache keys computed on
+    one machine match another's. Python 3.12 added an always-empty ``type_params`` field to
+    functions and classes, and 3.13 stopped printing empty fields; this drops the empty
+    ``type_params`` (modifying ``tree``) and asks 3.13+ to print empty fields, which gives 3.11's
+    own ``ast.dump`` output — the form every key in a cache made so far was computed from."""
+    for node in ast.walk(tree):
+        if getattr(node, "type_params", None) == []:
+            del node.type_params
+    return ast.dump(tree, **({"show_empty": True} if sys.version_info >= (3, 13) else {}))
+
+
 def _code_hash(path: pathlib.Path) -> str:
     """Hash of a module's syntax tree without docstrings or comments: a change in what the code
     does changes it, a reworded comment does not. A system module's ``grid()`` is left out: it
@@ -126,7 +139,7 @@ def _code_hash(path: pathlib.Path) -> str:
             and isinstance(body[0].value.value, str)
         ):
             node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return hashlib.sha256(syntax_dump(tree).encode()).hexdigest()
 
 
 def _source_hash(*extra: Callable) -> str:

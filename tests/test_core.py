@@ -1,6 +1,15 @@
 """Hybrid models, data, the training loop, metrics and the pendulum system."""
 
+import ast
+import glob
+import hashlib
+import inspect
 import math
+import os
+import pathlib
+import shutil
+import subprocess
+import textwrap
 
 import pytest
 import torch
@@ -342,3 +351,42 @@ def test_aphynity_points_averages_the_squared_norm_over_grid_points():
         torch.testing.assert_close(reg.objective(model, loss, states), 2 * loss + norm / points)
     with pytest.raises(ValueError, match="points"):
         hc.Aphynity(points=0)
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of another Python version on this machine (pyenv's or on PATH), or None."""
+    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")))
+    for exe in [*found, shutil.which(f"python{version}")]:
+        if exe and subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_cache_keys_hash_the_same_syntax_under_other_pythons(version):
+    """A results file trained under one Python (a GPU machine's 3.12) must be found under its key
+    by another (this machine's 3.11): hash every hsam_core module under both and compare."""
+    exe = _python(version)
+    if exe is None:
+        pytest.skip(f"no Python {version} on this machine")
+    files = sorted(str(p) for p in pathlib.Path(hc.experiments.__file__).parent.rglob("*.py"))
+    source = textwrap.dedent(inspect.getsource(hc.experiments.syntax_dump))
+    loop = "for f in sys.argv[1:]:\n    print(hashlib.sha256({}(ast.parse(open(f).read())).encode()).hexdigest())"
+    header = "import ast, hashlib, sys\n" + source + "\n"
+
+    def there(dump: str) -> list[str]:
+        script = header + loop.format(dump)
+        return subprocess.run(
+            [exe, "-c", script, *files], capture_output=True, text=True, check=True
+        ).stdout.split()
+
+    here = [
+        hashlib.sha256(
+            hc.experiments.syntax_dump(ast.parse(pathlib.Path(f).read_text())).encode()
+        ).hexdigest()
+        for f in files
+    ]
+    assert there("syntax_dump") == here
+    assert there("ast.dump") != here, (
+        "plain ast.dump agrees across versions: the test lost its teeth"
+    )

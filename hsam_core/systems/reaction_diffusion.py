@@ -131,7 +131,12 @@ GENERATORS = (laplacian, true_vector_field, initial_states, simulate)
 
 def _generator_hash(settings: dict) -> str:
     """Hash of the generation settings and of the syntax trees of the generating functions
-    (comments and formatting do not count; a change in the numerics does)."""
+    (comments and formatting do not count; a change in the numerics does).
+
+    Plain ``ast.dump``, whose form differs between Python versions
+    (:func:`~hsam_core.experiments.syntax_dump`): under another Python the data are simulated
+    again, to the same numbers. Kept so, because this module's code is part of every
+    reaction–diffusion result's cache key, and editing it would orphan those results."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for fn in GENERATORS:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
