@@ -4,6 +4,7 @@ seconds on one CPU thread."""
 import math
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -298,3 +299,43 @@ def test_the_twins_long_grid_is_chapter_8bs_at_four_times_the_epochs():
         assert ours == theirs
     with pytest.raises(RuntimeError, match="full-mode results"):
         long.collect()
+
+
+def test_the_long_twins_theta_paths_hold_median_and_range_over_seeds_at_sampled_epochs(
+    tmp_path, monkeypatch
+):
+    """duffing_identifiable_long writes, beside its rows, θ against epoch for each cached
+    configuration: epoch 1, every tenth epoch and the last, with the median, minimum and maximum
+    over seeds — the training histories themselves stay in the cache."""
+    from hsam_core import sweep
+    from hsam_core.systems import duffing_identifiable_long as long
+    from hsam_core.systems import supplement
+    from hsam_core.train import History
+
+    monkeypatch.setattr(supplement, "quick_mode", lambda: False)
+    todo, _ = sweep.plan(["duffing_identifiable_long"], folder=tmp_path)
+    job = next(j for j in todo if j.label == "SAM (nn)")
+    epochs = torch.arange(1.0, 26.0)[:, None]  # 25 epochs, three seeds
+    theta = {"alpha": epochs * torch.tensor([1.0, 2.0, 4.0]), "beta": torch.ones(25, 3)}
+    rows = [
+        {"task": "duffing_identifiable", "method": "SAM (nn)", "rho": job.rho, "seed": s}
+        for s in range(3)
+    ]
+    history = History(torch.zeros(25, 3), theta, torch.zeros(25, 3), 1.0)
+    torch.save(
+        {"rows": [{**r, "device": "cpu", "seconds": 1.0} for r in rows], "history": history},
+        job.path,
+    )
+    long.SUPPLEMENT.write_tables(tmp_path, cache=tmp_path)
+    paths = pd.read_csv(tmp_path / long.SUPPLEMENT.paths)
+    alpha = paths[paths.parameter == "alpha"]
+    assert alpha.epoch.tolist() == [1, 10, 20, 25]
+    assert alpha["median"].tolist() == [2.0, 20.0, 40.0, 50.0]
+    assert alpha.low.tolist() == [1.0, 10.0, 20.0, 25.0] and alpha.high.tolist() == [
+        4.0,
+        40.0,
+        80.0,
+        100.0,
+    ]
+    assert (paths[paths.parameter == "beta"]["median"] == 1.0).all()
+    assert set(zip(paths.method, paths.rho)) == {("SAM (nn)", job.rho)}

@@ -9,6 +9,10 @@ its cached results into an accumulating table of ``book/results``::
 
     python -m hsam_core.systems.NAME      # cache -> book/results/<table>, committed rows kept
 
+With ``paths``, a second table holds each configuration's θ against epoch (median and range
+over seeds, every ``path_every`` epochs), for a figure of how θ travels: the training histories
+themselves stay in the cache.
+
 Rows have ``selected = 0``: a choice of ρ needs the whole grid, and
 :func:`hsam_core.results.load_results` makes it when it reads the table. Their wall time per
 seed is in ``seconds_measured`` and ``seconds`` is NaN: these runs need not share a machine
@@ -37,12 +41,38 @@ KEYS = ["method", "rho"]
 class Supplement:
     """The table of system ``system`` (a module of :mod:`hsam_core.systems`), file ``table``,
     with one block of rows per configuration of ``grid()``, in its order. With ``device``
-    (``"cpu"``, ``"cuda"``), the table holds only results trained on that kind of device."""
+    (``"cpu"``, ``"cuda"``), the table holds only results trained on that kind of device. With
+    ``paths``, the file of :meth:`collect_paths`' table, sampled every ``path_every`` epochs."""
 
     system: str
     table: str
     grid: Callable[[], list[Config]]
     device: str | None = None
+    paths: str | None = None
+    path_every: int = 10
+
+    def _cached(self, cache: pathlib.Path | None) -> list[tuple[pd.DataFrame, dict]]:
+        """(per-seed rows, θ history) of every cached full-mode result of the grid, in its
+        order; a result from another device than ``device`` raises ``ValueError``."""
+        if quick_mode():
+            raise RuntimeError("a supplement's table holds full-mode results: unset HSAM_QUICK")
+        import torch
+
+        from .. import sweep  # its plan locates the cached results (imported late: a cycle)
+
+        _, cached = sweep.plan([self.system], folder=cache)
+        results = []
+        for job in sorted(cached, key=lambda j: j.index):
+            saved = torch.load(job.path, weights_only=False)
+            rows = pd.DataFrame(saved["rows"])
+            found = set(rows.device)
+            if self.device is not None and found != {self.device}:
+                raise ValueError(
+                    f"{job.path}: trained on {sorted(found)}, but {self.table} holds "
+                    f"{self.device} results only"
+                )
+            results.append((rows, saved["history"].theta))
+        return results
 
     def collect(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
         """The per-seed rows of every configuration of the system's grid whose full-mode result
@@ -51,45 +81,58 @@ class Supplement:
         ``theta_drift`` (:func:`~hsam_core.experiments.theta_drift`) and ``selected = 0``;
         nothing is trained. A result from another device than ``device``
         raises ``ValueError`` naming its file."""
-        if quick_mode():
-            raise RuntimeError("a supplement's table holds full-mode results: unset HSAM_QUICK")
-        import torch
-
-        from .. import sweep  # its plan locates the cached results (imported late: a cycle)
-
-        _, cached = sweep.plan([self.system], folder=cache)
-        frames = []
-        for job in sorted(cached, key=lambda j: j.index):
-            saved = torch.load(job.path, weights_only=False)
-            theta = saved["history"].theta
-            flags = experiments.settled(theta).float().numpy()
-            rows = pd.DataFrame(saved["rows"])
-            found = set(rows.device)
-            if self.device is not None and found != {self.device}:
-                raise ValueError(
-                    f"{job.path}: trained on {sorted(found)}, but {self.table} holds "
-                    f"{self.device} results only"
-                )
-            frames.append(
-                rows.assign(
-                    selected=0,
-                    converged=flags,
-                    theta_drift=experiments.theta_drift(theta).numpy(),
-                    seconds=float("nan"),
-                    seconds_measured=rows.seconds,
-                )
+        frames = [
+            rows.assign(
+                selected=0,
+                converged=experiments.settled(theta).float().numpy(),
+                theta_drift=experiments.theta_drift(theta).numpy(),
+                seconds=float("nan"),
+                seconds_measured=rows.seconds,
             )
+            for rows, theta in self._cached(cache)
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
+
+    def collect_paths(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
+        """θ against epoch for every cached configuration: one row per (``method``, ``rho``,
+        ``parameter``, ``epoch``) at epoch 1 and every ``path_every``-th epoch (the last
+        included), with the ``median``, ``low`` and ``high`` (minimum, maximum) over seeds."""
+        frames = []
+        for rows, theta in self._cached(cache):
+            for name, values in theta.items():  # (epochs, seeds)
+                last = len(values)
+                epochs = sorted({1, *range(self.path_every, last, self.path_every), last})
+                sample = values[[e - 1 for e in epochs]]
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "method": rows.method.iloc[0],
+                            "rho": rows.rho.iloc[0],
+                            "parameter": name,
+                            "epoch": epochs,
+                            "median": sample.median(dim=1).values.numpy(),
+                            "low": sample.amin(dim=1).numpy(),
+                            "high": sample.amax(dim=1).numpy(),
+                        }
+                    )
+                )
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
 
     def write_tables(self, folder: pathlib.Path, cache: pathlib.Path | None = None) -> pd.DataFrame:
-        """:meth:`collect` merged into ``folder``'s table: the cached configurations replace
-        their committed rows, the others keep theirs (:func:`~hsam_core.results.merge_rows`)."""
-        file = pathlib.Path(folder) / self.table
-        committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
+        """:meth:`collect` (and :meth:`collect_paths`, with ``paths``) merged into ``folder``'s
+        tables: the cached configurations replace their committed rows, the others keep theirs
+        (:func:`~hsam_core.results.merge_rows`). Returns the merged rows of ``table``."""
         order = [(c.label, c.method.rho) for c in self.grid()]
-        merged = merge_rows(committed, self.collect(cache), order)
-        merged.to_csv(file, index=False)
-        return merged
+        tables = [(self.table, self.collect)] + (
+            [(self.paths, self.collect_paths)] if self.paths else []
+        )
+        merged = []
+        for name, collect in tables:
+            file = pathlib.Path(folder) / name
+            committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
+            merged.append(merge_rows(committed, collect(cache), order))
+            merged[-1].to_csv(file, index=False)
+        return merged[0]
 
     def main(self, argv: Sequence[str] | None = None) -> None:
         """Command line: write the cached results into ``book/results`` (run from the
