@@ -331,11 +331,7 @@ def test_the_long_twins_theta_paths_hold_median_and_range_over_seeds_at_sampled_
     alpha = paths[paths.parameter == "alpha"]
     assert alpha.epoch.tolist() == [1, 10, 20, 25]
     assert alpha["median"].tolist() == [2.0, 20.0, 40.0, 50.0]
-    assert alpha.low.tolist() == [1.0, 10.0, 20.0, 25.0] and alpha.high.tolist() == [
-        4.0,
-        40.0,
-        80.0,
-        100.0,
-    ]
+    assert alpha.low.tolist() == [1.0, 10.0, 20.0, 25.0]
+    assert alpha.high.tolist() == [4.0, 40.0, 80.0, 100.0]
     assert (paths[paths.parameter == "beta"]["median"] == 1.0).all()
     assert set(zip(paths.method, paths.rho)) == {("SAM (nn)", job.rho)}

@@ -96,7 +96,8 @@ class Supplement:
     def collect_paths(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
         """θ against epoch for every cached configuration: one row per (``method``, ``rho``,
         ``parameter``, ``epoch``) at epoch 1 and every ``path_every``-th epoch (the last
-        included), with the ``median``, ``low`` and ``high`` (minimum, maximum) over seeds."""
+        included), with the ``median`` (for an even number of seeds, the lower middle value),
+        ``low`` and ``high`` (minimum, maximum) over seeds."""
         frames = []
         for rows, theta in self._cached(cache):
             for name, values in theta.items():  # (epochs, seeds)
