@@ -81,6 +81,18 @@ class Supplement:
         ``theta_drift`` (:func:`~hsam_core.experiments.theta_drift`) and ``selected = 0``;
         nothing is trained. A result from another device than ``device``
         raises ``ValueError`` naming its file."""
+        return self._rows(self._cached(cache))
+
+    def collect_paths(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
+        """θ against epoch for every cached configuration: one row per (``method``, ``rho``,
+        ``parameter``, ``epoch``) at epoch 1 and every ``path_every``-th epoch (the last
+        included), with the ``median`` (for an even number of seeds, the lower middle value),
+        ``low`` and ``high`` (minimum, maximum) over seeds."""
+        return self._paths(self._cached(cache))
+
+    @staticmethod
+    def _rows(cached: list[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
+        """:meth:`collect`'s table from loaded results."""
         frames = [
             rows.assign(
                 selected=0,
@@ -89,17 +101,14 @@ class Supplement:
                 seconds=float("nan"),
                 seconds_measured=rows.seconds,
             )
-            for rows, theta in self._cached(cache)
+            for rows, theta in cached
         ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEYS)
 
-    def collect_paths(self, cache: pathlib.Path | None = None) -> pd.DataFrame:
-        """θ against epoch for every cached configuration: one row per (``method``, ``rho``,
-        ``parameter``, ``epoch``) at epoch 1 and every ``path_every``-th epoch (the last
-        included), with the ``median`` (for an even number of seeds, the lower middle value),
-        ``low`` and ``high`` (minimum, maximum) over seeds."""
+    def _paths(self, cached: list[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
+        """:meth:`collect_paths`' table from loaded results."""
         frames = []
-        for rows, theta in self._cached(cache):
+        for rows, theta in cached:
             for name, values in theta.items():  # (epochs, seeds)
                 last = len(values)
                 epochs = sorted({1, *range(self.path_every, last, self.path_every), last})
@@ -124,14 +133,13 @@ class Supplement:
         tables: the cached configurations replace their committed rows, the others keep theirs
         (:func:`~hsam_core.results.merge_rows`). Returns the merged rows of ``table``."""
         order = [(c.label, c.method.rho) for c in self.grid()]
-        tables = [(self.table, self.collect)] + (
-            [(self.paths, self.collect_paths)] if self.paths else []
-        )
+        cached = self._cached(cache)  # each result file is read once for both tables
+        tables = [(self.table, self._rows)] + ([(self.paths, self._paths)] if self.paths else [])
         merged = []
-        for name, collect in tables:
+        for name, build in tables:
             file = pathlib.Path(folder) / name
             committed = pd.read_csv(file) if file.is_file() else pd.DataFrame(columns=KEYS)
-            merged.append(merge_rows(committed, collect(cache), order))
+            merged.append(merge_rows(committed, build(cached), order))
             merged[-1].to_csv(file, index=False)
         return merged[0]
 
