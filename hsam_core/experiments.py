@@ -1,33 +1,35 @@
 """Experiments as data: run a method on a task over seeds, score it, cache it, pick ρ.
 
 :func:`run` trains the seeds of one configuration as one ensemble and returns one row per seed
-with the columns every chapter's ``book/results/<task>.csv`` carries::
+with the columns every results table carries::
 
     task, method, rho, seed, theta_rel_error, val_mse, test_mse, nn_norm, sharpness,
     hessian_top, seconds, mode, selected, theta_<name>...
 
-Results are cached on disk under a hash of everything that determines them — the task's
-description, the method, seeds, training settings and the source code of ``hsam_core`` — so a
-re-run of a chapter, or a sweep run ahead of it in parallel processes
-(``python -m hsam_core.experiments``), reuses them, and any code change invalidates them.
+A run is identified by an explicit key (:func:`run_key`): the canonical form of its
+specification — task and its resolved parameters, method fields, model factory and arguments,
+seeds, training settings — plus two declared version numbers (:data:`NUMERICS_VERSION` for
+``hsam_core``'s numerics, ``Task.version`` for the task) and a content hash of the task's data.
+No source code is hashed: refactoring changes no key, and a change to what a run computes is a
+version bump, a reviewed decision written in its commit. Data generated differently, through
+whatever helper, has another hash and so another key: a stale result cannot be served.
 """
 
 from __future__ import annotations
 
-import ast
+import dataclasses
+import functools
 import hashlib
-import inspect
 import json
 import os
 import pathlib
-import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
+from . import settings as hsam_settings
 from .ensemble import Ensemble
 from .hybrid import HybridModel
 from .metrics import (
@@ -41,16 +43,57 @@ from .regularizers import Regularizer
 from .runtime import default_device, quick_mode
 from .train import History, Method, fit
 
-CACHE_DIR = pathlib.Path(os.environ.get("HSAM_CACHE", pathlib.Path.home() / ".cache" / "hsam"))
-# Quick-mode results go to a scratch folder: shared by the chapters of one test run (chapter 5
-# reuses chapter 1's fits), never mixed with the full-mode results.
-QUICK_CACHE_DIR = pathlib.Path(tempfile.gettempdir()) / "hsam-quick-cache"
 SHARPNESS_RHO = 0.05  # radius of the ascent-step sharpness metric, the same for every method
+
+# The version of what hsam_core computes for a run (sam, hybrid, ensemble, data, regularizers,
+# train, metrics and train_and_score below). Bump it, in a commit that says why, when a change
+# alters any number a run produces; a refactor that computes the same numbers keeps it.
+NUMERICS_VERSION = 1
+
+
+def content_hash(obj: object) -> str:
+    """SHA-256 (16 hex digits) of the content of ``obj``: tensors (dtype, shape and bytes, on
+    the CPU), dataclasses (field by field), lists, tuples, dicts (sorted by key), numbers,
+    strings, booleans and None. Anything else raises ``TypeError`` naming its type, so that
+    nothing is left out of a hash silently."""
+    digest = hashlib.sha256()
+
+    def feed(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"tensor {tensor.dtype} {tuple(tensor.shape)};".encode())
+            digest.update(tensor.numpy().tobytes())
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            digest.update(f"{type(value).__name__}(".encode())
+            for f in dataclasses.fields(value):
+                digest.update(f"{f.name}=".encode())
+                feed(getattr(value, f.name))
+            digest.update(b")")
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"[{len(value)}".encode())
+            for item in value:
+                feed(item)
+        elif isinstance(value, Mapping):
+            digest.update(f"{{{len(value)}".encode())
+            for key in sorted(value):
+                digest.update(f"{key!r}:".encode())
+                feed(value[key])
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            digest.update(f"{type(value).__name__} {value!r};".encode())
+        else:
+            raise TypeError(f"content_hash cannot hash a {type(value).__name__}: {value!r:.80}")
+
+    feed(obj)
+    return digest.hexdigest()[:16]
 
 
 @dataclass
 class Task:
-    """What a method is run on: data splits, a model factory, the true θ, a description."""
+    """What a method is run on: data splits, a model factory, the true θ, a description.
+
+    ``version`` is the task's declared version (its module's ``VERSION``): bump it when the
+    task's model, metrics or scoring change what a run computes. Changes to its *data* need no
+    bump: :attr:`data_hash` follows them."""
 
     name: str
     train: object
@@ -58,7 +101,7 @@ class Task:
     test: object
     make_model: Callable[[], HybridModel]
     truth: dict[str, float]
-    spec: dict = field(default_factory=dict)  # everything above, in words, for the cache key
+    spec: dict = field(default_factory=dict)  # the task's resolved parameters, in words
     normalized_norm: bool = False  # report ‖f_nn‖² state-normalised (the pendulum convention)
     # Sharpness and the Hessian's top eigenvalue on the first ``curvature_samples`` training
     # samples only (None: all). Power iteration costs ~20 passes over the data: on the larger
@@ -68,6 +111,45 @@ class Task:
     # scale: a function of ``model.theta()`` returning {"theta_rel_error": (K,), "theta_cosine":
     # (K,), ...}; each key becomes a column.
     theta_scores: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    version: int = 1
+
+    @functools.cached_property
+    def data_hash(self) -> str:
+        """:func:`content_hash` of the training, validation and test data."""
+        return content_hash([self.train, self.val, self.test])
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model as data: a module-level ``factory`` of ``hsam_core`` and its keyword arguments,
+    e.g. ``Model(pendulum.make_hybrid, {"physics": "none", "hidden": 200})``. Calling it builds
+    the model; :meth:`describe` is what a run's key holds."""
+
+    factory: Callable[..., HybridModel]
+    kwargs: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        name = getattr(self.factory, "__qualname__", "")
+        if not callable(self.factory) or "<" in name or not name:
+            raise ValueError(
+                f"Model needs a module-level function as factory (a lambda or a local function "
+                f"has no name a key can hold), got {self.factory!r}"
+            )
+
+    def __call__(self) -> HybridModel:
+        return self.factory(**self.kwargs)
+
+    def describe(self) -> dict:
+        return {
+            "factory": f"{self.factory.__module__}.{self.factory.__qualname__}",
+            "kwargs": dict(self.kwargs),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model) and other.describe() == self.describe()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.describe(), sort_keys=True, default=str))
 
 
 @dataclass
@@ -96,102 +178,45 @@ class Result:
     model: Ensemble
 
 
-# The modules whose code determines a result, besides the task's own system module. This
-# file's glue (caching, tables) and the run-time helpers are left out so that editing them keeps
-# the cache; bump CACHE_VERSION when a change here alters what ``run`` computes.
-CACHE_VERSION = 1
-NUMERICS = (
-    "sam.py",
-    "hybrid.py",
-    "ensemble.py",
-    "data.py",
-    "regularizers.py",
-    "train.py",
-    "metrics.py",
-)
-
-
-def syntax_dump(tree: ast.AST) -> str:
-    """``ast.dump`` in one form under every Python from 3.11 on, so that cache keys computed on
-    one machine match another's. Python 3.12 added an always-empty ``type_params`` field to
-    functions and classes, and 3.13 stopped printing empty fields; this drops the empty
-    ``type_params`` (modifying ``tree``) and asks 3.13+ to print empty fields, which gives 3.11's
-    own ``ast.dump`` output — the form every key in a cache made so far was computed from."""
-    for node in ast.walk(tree):
-        if getattr(node, "type_params", None) == []:
-            del node.type_params
-    return ast.dump(tree, **({"show_empty": True} if sys.version_info >= (3, 13) else {}))
-
-
-def _code_hash(path: pathlib.Path) -> str:
-    """Hash of a module's syntax tree without docstrings or comments: a change in what the code
-    does changes it, a reworded comment does not. A system module's ``grid()`` is left out: it
-    only lists configurations, and each configuration's key carries its own settings."""
-    tree = ast.parse(path.read_text())
-    tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "grid")]
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(syntax_dump(tree).encode()).hexdigest()
-
-
-def _source_hash(*extra: Callable) -> str:
-    """Hash of the numerical modules of hsam_core and of the modules defining ``extra``."""
-    root = pathlib.Path(__file__).parent
-    files = [root / name for name in NUMERICS]
-    files += [pathlib.Path(inspect.getfile(f)) for f in extra if f is not None]
-    digest = hashlib.sha256(str(CACHE_VERSION).encode())
-    for path in sorted(set(files)):
-        digest.update(f"{path.name}:{_code_hash(path)}".encode())
-    return digest.hexdigest()[:16]
-
-
 def describe(method: Method) -> dict:
-    """A JSON-able description of a method, regularizer settings included."""
-    desc = {
-        "label": method.label,
-        "rho": method.rho,
-        "perturb": method.perturb,
-        "adaptive": method.adaptive,
-        "eta": method.eta,
-    }
-    if method.every != 1:  # absent for SAM: keeps the keys of every other method as they were
-        desc["every"], desc["alpha"] = method.every, method.alpha
-    if method.regularizer is not None:
-        reg = method.regularizer
-        desc["regularizer"] = {
-            k: v for k, v in vars(reg).items() if isinstance(v, (int, float, bool, str))
-        }
-        desc["regularizer"]["name"] = reg.name
-    return desc
+    """The method's identity as plain data: its label (its name in tables) and its fields."""
+    return {"label": method.label, **method.spec()}
 
 
 def _key_inputs(
-    task: Task, method: Method, seeds: Sequence[int], settings: dict, make_model: Callable | None
+    task: Task,
+    method: Method,
+    seeds: Sequence[int],
+    training: dict,
+    make_model: Model | None,
+    device: str = "any",
 ) -> dict:
-    """Everything that determines a result (stored with it, so that a cache can be audited)."""
-    inputs = {
+    """The canonical specification of a run: everything that determines its numbers, as plain
+    data (stored with the result, so that a cache or a store row can be audited). ``device``
+    is ``"any"`` unless a study asks for results of one kind of device (``"cuda"``)."""
+    if make_model is not None and not isinstance(make_model, Model):
+        raise TypeError(
+            "a cached run needs its model as data: make_model=Model(factory, kwargs) with a "
+            f"module-level factory (or run(..., cache=False)); got {make_model!r}"
+        )
+    return {
         "task": task.name,
-        "spec": task.spec,
+        "task_version": task.version,
+        "task_spec": task.spec,
+        "data": task.data_hash,
+        "numerics_version": NUMERICS_VERSION,
+        "curvature_samples": task.curvature_samples,
         "method": describe(method),
-        "seeds": list(seeds),
-        "settings": settings,
-        "code": _source_hash(task.make_model, make_model),
+        "model": None if make_model is None else make_model.describe(),
+        "seeds": [int(s) for s in seeds],
+        "training": training,
+        "device": device,
     }
-    if task.curvature_samples is not None:  # absent by default: keeps older keys valid
-        inputs["curvature_samples"] = task.curvature_samples
-    return inputs
 
 
-def _key(inputs: dict) -> str:
-    """The cache file name's hash of :func:`_key_inputs`."""
+def run_key(inputs: dict) -> str:
+    """The key of a run: SHA-256 (20 hex digits) of its canonical specification
+    (:func:`_key_inputs`) as sorted JSON."""
     blob = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -201,15 +226,15 @@ def cache_file(
     method: Method,
     seeds: Sequence[int],
     settings: dict,
-    make_model: Callable[[], HybridModel] | None = None,
+    make_model: Model | None = None,
     folder: pathlib.Path | None = None,
 ) -> tuple[pathlib.Path, dict]:
     """Where the result of one configuration is cached, and the inputs its name hashes.
 
-    ``folder`` defaults to ``CACHE_DIR`` in full mode and to a scratch folder in quick mode."""
-    folder = folder if folder is not None else (QUICK_CACHE_DIR if quick_mode() else CACHE_DIR)
+    ``folder`` defaults to ``runs/`` of the settings' cache (a scratch folder in quick mode)."""
+    folder = folder if folder is not None else hsam_settings.get().cache / "runs"
     inputs = _key_inputs(task, method, seeds, settings, make_model)
-    return folder / f"{task.name}-{_key(inputs)}.pt", inputs
+    return folder / f"{task.name}-{run_key(inputs)}.pt", inputs
 
 
 def save_result(payload: dict, path: pathlib.Path) -> None:
@@ -302,19 +327,17 @@ def training_settings(
     model_label: str = "",
     lr_milestones: Sequence[int] = (),
 ) -> dict:
-    """The training settings of one configuration as :func:`run` hashes them into the cache key
-    (a system's ``TRAINING`` plus the label of its model): the one place that builds them, for
-    :func:`run` and for a sweep that fills the cache ahead of it."""
-    settings = {
+    """The training settings of one configuration as :func:`run` keys them (a study's training
+    plus the label of its model): the one place that builds them, for :func:`run` and for a
+    sweep that fills the cache ahead of it."""
+    return {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr_nn": lr_nn,
         "lr_phys": lr_phys,
         "model": model_label,
+        "lr_milestones": list(lr_milestones),
     }
-    if lr_milestones:  # absent without a decay: the other tasks' settings stay as they were
-        settings["lr_milestones"] = list(lr_milestones)
-    return settings
 
 
 def run(
@@ -325,7 +348,7 @@ def run(
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
-    make_model: Callable[[], HybridModel] | None = None,
+    make_model: Model | Callable[[], HybridModel] | None = None,
     model_label: str = "",
     cache: bool = True,
     device: torch.device | None = None,
@@ -337,12 +360,12 @@ def run(
     ``method`` column and the cache key); ``lr_milestones`` decays the learning rates tenfold
     at those epochs (:func:`~hsam_core.train.fit`). Returns the per-seed rows, the training
     history and the trained ensemble.
-    Results are cached (``cache=False`` always trains): full-mode ones in ``CACHE_DIR``,
-    quick-mode ones in a scratch folder. The models train on ``device`` (default: the GPU when
+    Results are cached under their key (``cache=False`` always trains; a cached run needs
+    ``make_model`` as a :class:`Model`): in the settings' cache folder, a scratch folder in
+    quick mode. The models train on ``device`` (default: the GPU when
     there is one).
     """
     settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label, lr_milestones)
-    # Only a cached run needs a key: a factory defined in a notebook has no source file to hash.
     if cache:
         path, key_inputs = cache_file(task, method, seeds, settings, make_model)
         if path.exists():
@@ -436,7 +459,7 @@ class Config:
     """One row of a chapter's grid: a method, optionally on another model."""
 
     method: Method
-    make_model: Callable[[], HybridModel] | None = None
+    make_model: Model | None = None  # None: the task's own model
     model_label: str = ""
 
     @property
@@ -447,8 +470,8 @@ class Config:
     @classmethod
     def comparison(
         cls,
-        physics_only: Callable[[], HybridModel],
-        nn_only: Callable[[], HybridModel],
+        physics_only: Model,
+        nn_only: Model,
         regularizers: Sequence[Regularizer],
         sam_variants: Sequence[Method],
     ) -> list[Config]:
@@ -456,8 +479,7 @@ class Config:
         and SAM): ERM; the ``sam_variants`` (SAM, ASAM at their ρ); the physics-only end; each
         of ``regularizers``; the NN-only end.
 
-        The model factories come from the system module, so that each configuration's cache
-        key hashes that module's code (see :func:`_source_hash`)."""
+        The two ends are :class:`Model` s of the task's module."""
         return [
             cls(Method.erm()),
             *[cls(method) for method in sam_variants],

@@ -21,6 +21,21 @@ class Regularizer:
 
     name = "regularizer"
 
+    def params(self) -> dict:
+        """The settings the regularizer was built with (its constructor's arguments): what
+        identifies it in a results table and a run's key."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.params() == self.params()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self.params().items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
     def reset(self, members: int) -> None:
         """Start a new fit of ``members`` models."""
 
@@ -38,6 +53,9 @@ class L2(Regularizer):
 
     def __init__(self, weight: float) -> None:
         self.weight = weight
+
+    def params(self) -> dict:
+        return {"weight": self.weight}
 
     def objective(self, model, loss, states):
         penalty = sum(p.pow(2).flatten(1).sum(1) for p in model.ml_parameters())
@@ -71,6 +89,15 @@ class Aphynity(Regularizer):
         self.lam = torch.tensor([lambda0])
         self.steps = 0
 
+    def params(self) -> dict:
+        return {
+            "lambda0": self.lambda0,
+            "tau2": self.tau2,
+            "every": self.every,
+            "normalized": self.normalized,
+            "points": self.points,
+        }
+
     def reset(self, members: int) -> None:
         self.lam = torch.full((members,), float(self.lambda0))
         self.steps = 0
@@ -93,7 +120,21 @@ class Orthogonality(Regularizer):
     def __init__(self, weight: float) -> None:
         self.weight = weight
 
+    def params(self) -> dict:
+        return {"weight": self.weight}
+
     def objective(self, model, loss, states):
         phys, net = model(states)
         inner = (phys * net).flatten(2).sum(-1).mean(-1)
         return loss + self.weight * inner.abs()
+
+
+REGULARIZERS: dict[str, type[Regularizer]] = {r.name: r for r in (L2, Aphynity, Orthogonality)}
+
+
+def from_params(name: str, params: dict) -> Regularizer:
+    """The regularizer ``name`` (``"L2"``, ``"APHYNITY"``, ``"orthogonality"``) built with
+    ``params``, as :meth:`Regularizer.params` returns them."""
+    if name not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {name!r}; known: {sorted(REGULARIZERS)}")
+    return REGULARIZERS[name](**params)

@@ -1,25 +1,26 @@
 """Run-time switches shared by every chapter: quick mode, seeds, device, threads.
 
 Quick mode (``HSAM_QUICK=1``, set by CI) shrinks epochs, data and ρ grids so the whole book runs
-on two CPU cores in minutes; the default is the full mode whose outputs the book shows.
+on two CPU cores in minutes; the default is the full mode whose outputs the book shows. Both are
+read from :mod:`hsam_core.settings`, resolved once per process.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from . import settings
+
 T = TypeVar("T")
 
 
 def quick_mode() -> bool:
-    """True when ``HSAM_QUICK`` is set to anything but ``""``, ``0``, ``false`` or ``no``."""
-    flag = os.environ.get("HSAM_QUICK", "")
-    return flag.strip().lower() not in ("", "0", "false", "no")
+    """True in quick mode (:func:`hsam_core.settings.get`; ``HSAM_QUICK=1``)."""
+    return settings.get().quick
 
 
 def pick(full: T, quick: T) -> T:
@@ -35,8 +36,9 @@ def seed_everything(seed: int) -> None:
 
 
 def default_device() -> torch.device:
-    """The first CUDA device when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device of :func:`hsam_core.settings.get`: ``HSAM_DEVICE``, else the first CUDA
+    device when there is one, else the CPU."""
+    return settings.get().torch_device()
 
 
 def set_cpu_threads(n: int = 1) -> None:

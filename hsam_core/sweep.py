@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from . import experiments, systems
+from . import experiments, store, systems
 from .experiments import Config, Task
 from .runtime import quick_mode, set_cpu_threads
 
@@ -46,6 +47,23 @@ class Job:
     rho: float
     path: pathlib.Path
     key: dict  # the inputs of the cache key, stored with the result
+
+    @property
+    def store_key(self) -> str:
+        """The run's key in the results store."""
+        return experiments.run_key(self.key)
+
+
+def record(job: Job, payload: dict) -> None:
+    """Write a trained run into the results store (its rows and θ paths), and its weights into
+    the local cache."""
+    if not job.path.exists():
+        experiments.save_result({**payload, "key": job.key}, job.path)
+    theta = payload["history"].theta
+    seeds = job.key["seeds"]
+    rows = store.run_rows(job.store_key, job.key, payload["rows"], theta, source="trained")
+    paths = store.path_rows(job.store_key, theta, seeds) if theta else None
+    store.write(job.store_key, job.key, rows, paths)
 
 
 @dataclass(frozen=True)
@@ -119,8 +137,9 @@ def plan(
         unknown = sorted(set(methods) - labels)
         if unknown:
             raise ValueError(f"no configuration {unknown} in the grids of {list(names)}: {labels}")
-    cached = [job for job in jobs if job.path.exists()]
-    return [job for job in jobs if not job.path.exists()], cached
+    stored = store.read_specs()
+    done = [job for job in jobs if job.path.exists() or job.store_key in stored]
+    return [job for job in jobs if job not in done], done
 
 
 def train_job(system: str, index: int, expected_key: dict, epochs: int | None) -> dict:
@@ -164,8 +183,10 @@ def sweep(
     gpu_fraction: float | None = None,
     folder: pathlib.Path | None = None,
 ) -> list[Failure]:
-    """Train every configuration of the systems ``names`` that is not cached in ``folder``
-    (default: the cache the chapters read), and cache each result as it arrives.
+    """Train every configuration of the systems ``names`` that is neither in the results store
+    nor cached in ``folder`` (default: the settings' cache), and write each result into the
+    store (rows and θ paths) and the cache (weights) as it arrives; a result found only in the
+    cache is written into the store without training.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per
     core) unless one is already initialised; any other value is passed to ``ray.init(address=)``
@@ -175,13 +196,17 @@ def sweep(
     """
     set_cpu_threads(1)
     todo, cached = plan(names, methods, epochs, folder)
+    stored = store.read_specs()
+    for job in cached:  # trained before, in the local cache only: into the store
+        if job.store_key not in stored:
+            record(job, torch.load(job.path, weights_only=False))
     failures: list[Failure] = []
     bar = tqdm(total=len(todo) + len(cached), initial=len(cached), unit="config", desc="sweep")
     bar.write(f"{len(cached)} configurations cached, {len(todo)} to train")
 
     def done(job: Job, payload: dict | None, error: BaseException | None) -> None:
         if error is None:
-            experiments.save_result({**payload, "key": job.key}, job.path)
+            record(job, payload)
             bar.write(_summary(job, payload))
         else:
             cause = getattr(error, "cause", None) or error  # a RayTaskError wraps the original

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
@@ -35,7 +35,7 @@ class Method:
     eta: float = 0.01
     every: int = 1  # k of LookSAM: a full SAM step every k steps (1 = SAM)
     alpha: float = 0.7  # LookSAM's weight of the reused sharpness direction
-    regularizer: Regularizer | None = field(default=None, compare=False)
+    regularizer: Regularizer | None = None  # compared by its settings (Regularizer.params)
 
     def __post_init__(self) -> None:
         if self.perturb not in ("nn", "all"):
@@ -44,6 +44,45 @@ class Method:
             raise ValueError(f"rho must be a finite number >= 0, got {self.rho!r}")
         if self.every != 1 and self.rho == 0:
             raise ValueError(f"every = {self.every} amortises SAM steps: it needs rho > 0")
+
+    @property
+    def kind(self) -> str:
+        """``"erm"``, ``"regularized"`` or ``"sam"`` (SAM, ASAM, LookSAM: ``rho > 0``)."""
+        if self.rho > 0:
+            return "sam"
+        return "regularized" if self.regularizer is not None else "erm"
+
+    def spec(self) -> dict:
+        """Every field that determines how the method trains, as plain data: the method's
+        identity in a results table and in a run's key (the label is only its name)."""
+        reg = self.regularizer
+        return {
+            "kind": self.kind,
+            "rho": self.rho,
+            "perturb": self.perturb,
+            "adaptive": self.adaptive,
+            "eta": self.eta,
+            "every": self.every,
+            "alpha": self.alpha,
+            "regularizer": None if reg is None else {"name": reg.name, **reg.params()},
+        }
+
+    @classmethod
+    def from_spec(cls, label: str, spec: dict) -> Method:
+        """The method of :meth:`spec` (``kind`` is implied by the other fields)."""
+        from .regularizers import from_params
+
+        fields = {k: v for k, v in spec.items() if k not in ("kind", "regularizer")}
+        reg = spec.get("regularizer")
+        if reg is not None:
+            reg = dict(reg)
+            fields["regularizer"] = from_params(reg.pop("name"), reg)
+        method = cls(label, **fields)
+        if "kind" in spec and method.kind != spec["kind"]:
+            raise ValueError(
+                f"{label}: spec says kind {spec['kind']!r}, fields say {method.kind!r}"
+            )
+        return method
 
     @classmethod
     def erm(cls) -> Method:

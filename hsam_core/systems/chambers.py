@@ -23,9 +23,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..experiments import CACHE_DIR
+from .. import settings
 
-CHAMBER_CACHE = CACHE_DIR / "chambers"  # downloaded datasets, beside the results cache
+
+def chamber_cache() -> pathlib.Path:
+    """Where downloaded datasets go: ``chambers/`` of the settings' cache folder."""
+    return settings.get().cache / "chambers"
 
 
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], source: str) -> pd.DataFrame:
@@ -73,7 +76,7 @@ def load_real(
     ``$HSAM_CACHE/chambers``) the first time; afterwards reads from disk. Without a network it
     raises a ``ConnectionError`` that names the dataset and how to get it.
     """
-    root = pathlib.Path(root) if root is not None else CHAMBER_CACHE
+    root = pathlib.Path(root) if root is not None else chamber_cache()
     folder = root / dataset
     if folder.is_dir():  # already on disk: no network needed
         csvs = (

@@ -22,9 +22,7 @@ configurations ahead of the chapter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..experiments import Config
+from ..experiments import Config, Model
 from ..hybrid import HybridODE
 from ..regularizers import Aphynity
 from ..runtime import pick
@@ -42,19 +40,11 @@ def make_hybrid(hidden: int = 200) -> HybridODE:
     return pendulum.make_hybrid(hidden=hidden, coupling="greybox")
 
 
-def model_factory(hidden: int | None = None) -> Callable[[], HybridODE]:
-    """A zero-argument factory for ``experiments.run(make_model=...)``; ``hidden`` defaults to
-    the width of ``pendulum.task()``'s network (200 in full mode, 32 in quick mode).
-
-    It is defined here rather than in a notebook because the results cache hashes the source
-    file of ``make_model``, and a notebook cell has no source file.
-    """
-    width = hidden or pick(200, 32)
-
-    def make() -> HybridODE:
-        return make_hybrid(hidden=width)
-
-    return make
+def model_factory(hidden: int | None = None) -> Model:
+    """The grey-box hybrid as a :class:`~hsam_core.experiments.Model` for
+    ``experiments.run(make_model=...)``; ``hidden`` defaults to the width of
+    ``pendulum.task()``'s network (200 in full mode, 32 in quick mode)."""
+    return Model(make_hybrid, {"hidden": hidden or pick(200, 32)})
 
 
 def grid() -> list[Config]:

@@ -22,10 +22,9 @@ a configuration's model factory, so editing the study keeps the cached results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import nn
 
+from ..experiments import Model
 from ..hybrid import HybridODE, mlp
 from ..runtime import pick
 from . import pendulum
@@ -49,14 +48,10 @@ def make_hybrid(architecture: str, hidden: int = 200) -> HybridODE:
     return HybridODE(pendulum.FrictionlessPendulum(), net, state_dim=2)
 
 
-def model_factory(architecture: str, hidden: int | None = None) -> Callable[[], HybridODE]:
-    """A zero-argument factory for ``experiments.run(make_model=...)``; ``hidden`` defaults to
-    the width of ``pendulum.task()``'s network (200 in full mode, 32 in quick mode)."""
+def model_factory(architecture: str, hidden: int | None = None) -> Model:
+    """The network ``architecture`` as a :class:`~hsam_core.experiments.Model` for
+    ``experiments.run(make_model=...)``; ``hidden`` defaults to the width of
+    ``pendulum.task()``'s network (200 in full mode, 32 in quick mode)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
-    width = hidden or pick(200, 32)
-
-    def make() -> HybridODE:
-        return make_hybrid(architecture, hidden=width)
-
-    return make
+    return Model(make_hybrid, {"architecture": architecture, "hidden": hidden or pick(200, 32)})

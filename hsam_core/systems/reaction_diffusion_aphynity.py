@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..experiments import Config
+from ..experiments import Config, Model
 from ..hybrid import HybridODE
 from ..train import Method
 from . import reaction_diffusion as rd
@@ -67,4 +67,4 @@ def grid() -> list[Config]:
     those of ``reaction_diffusion.grid()`` (λ₀ = 1, τ₂ = 10⁻³ every step, ‖f_nn‖² averaged over
     the grid points), taken from it rather than repeated."""
     aphynity = next(c.method for c in rd.grid() if c.label == "APHYNITY")
-    return [Config(m, make_hybrid, f"{m.label} [{LABEL}]") for m in (Method.erm(), aphynity)]
+    return [Config(m, Model(make_hybrid), f"{m.label} [{LABEL}]") for m in (Method.erm(), aphynity)]

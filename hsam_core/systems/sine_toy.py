@@ -65,6 +65,10 @@ def make_hybrid(theta: float = 0.5, hidden: int = 64, network: bool = True) -> S
     return StaticHybrid(SinePhysics(theta), net, state_dim=1)
 
 
+# The task's version in run keys: bump it when the model or scoring change what a run computes
+# (a change to the data needs no bump: the data hash follows it).
+VERSION = 1
+
 SEEDS = [0, 1, 2]
 # Full batch (200 pairs): plain gradient steps of Adam, lr 1e-3 for the network, 1e-2 for θ.
 TRAINING = pick(full=dict(epochs=1500, batch_size=None), quick=dict(epochs=600, batch_size=None))
@@ -80,4 +84,5 @@ def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float =
         make_model=lambda: make_hybrid(),
         truth=TRUTH,
         spec={"n_train": n_train, "n_val": n_val, "n_test": n_test, "noise": noise},
+        version=VERSION,
     )

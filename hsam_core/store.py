@@ -1,0 +1,295 @@
+"""The results store: every finished run as rows of tidy, schema-checked tables in the repository.
+
+A run is one configuration trained over its seeds (:func:`hsam_core.experiments.run`), named by
+its key (:func:`hsam_core.experiments.run_key`: the canonical specification + declared versions
++ the data's content hash). The store, a folder (``book/results/store`` in full mode; see
+:mod:`hsam_core.settings`), holds three kinds of file::
+
+    specs.jsonl        one line per run: {"key": ..., "spec": {...}} — what was run, in full
+    <task>.csv         one row per run × seed: the structured method fields and every metric
+    <task>_theta.csv   θ against epoch per run × seed, subsampled (at most PATH_POINTS epochs)
+
+Rows are small enough to commit and diff, so results from several days and machines accumulate
+by committing rows; the chapters only read them. Model weights stay in the local cache.
+
+Nothing is dropped or overwritten silently: :func:`write` refuses a run whose key is already
+stored with other numbers (unless ``replace=True``), and :func:`check` refuses a row whose
+fields disagree with its specification, a key that is not the hash of its specification, a
+missing or duplicated seed, or a missing column — each error names the file, the run and what
+is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+import torch
+
+from . import settings
+
+SPECS = "specs.jsonl"
+PATH_POINTS = 60  # θ paths keep at most this many epochs (evenly spaced, first and last kept)
+
+# Columns of <task>.csv, in this order; θ estimates follow as theta_<name> (per task).
+ID_COLUMNS = ("key", "task", "method", "kind", "rho", "adaptive", "perturb", "every")
+SETTING_COLUMNS = ("regularizer", "strength", "model", "epochs")
+METRIC_COLUMNS = (
+    "seed",
+    "theta_rel_error",
+    "theta_cosine",
+    "val_mse",
+    "test_mse",
+    "nn_norm",
+    "sharpness",
+    "hessian_top",
+)
+RUN_COLUMNS = ("converged", "theta_drift", "seconds", "device", "mode", "source")
+COLUMNS = ID_COLUMNS + SETTING_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
+# Floats are written with 9 significant digits: every float32 metric reads back exactly.
+FLOAT_FORMAT = "%.9g"
+
+
+def folder() -> pathlib.Path:
+    """The store of this process's settings."""
+    return settings.get().store
+
+
+def strength(spec: dict) -> float:
+    """The regularizer's strength in a method spec: L2's and orthogonality's weight,
+    APHYNITY's λ₀; NaN without a regularizer."""
+    reg = spec["method"]["regularizer"]
+    if reg is None:
+        return math.nan
+    return float(reg.get("weight", reg.get("lambda0", math.nan)))
+
+
+def fields(spec: dict) -> dict:
+    """The columns of a row that :func:`check` derives from its run's specification."""
+    method = spec["method"]
+    reg = method["regularizer"]
+    return {
+        "task": spec["task"],
+        "method": spec["training"]["model"] or method["label"],
+        "kind": method["kind"],
+        "rho": float(method["rho"]),
+        "adaptive": bool(method["adaptive"]),
+        "perturb": method["perturb"],
+        "every": int(method["every"]),
+        "regularizer": "" if reg is None else reg["name"],
+        "strength": strength(spec),
+        "model": "" if spec["model"] is None else json.dumps(spec["model"], sort_keys=True),
+        "epochs": int(spec["training"]["epochs"]),
+    }
+
+
+def run_rows(
+    key: str, spec: dict, rows: Sequence[dict], theta: dict | None, source: str
+) -> pd.DataFrame:
+    """The store rows of one run: its per-seed ``rows`` (as :func:`~hsam_core.experiments.
+    train_and_score` returns them) with the fields of ``spec``, ``converged`` and
+    ``theta_drift`` from the θ history ``theta`` (``{name: (epochs, seeds)}``; None: NaN)."""
+    from .experiments import settled, theta_drift
+
+    frame = pd.DataFrame(list(rows))
+    seeds = [int(s) for s in spec["seeds"]]
+    if sorted(frame["seed"].astype(int)) != sorted(seeds):
+        raise ValueError(f"run {key}: rows for seeds {list(frame.seed)}, spec says {seeds}")
+    if theta:
+        frame["converged"] = settled(theta).float().numpy()
+        frame["theta_drift"] = theta_drift(theta).numpy()
+    else:
+        frame["converged"] = math.nan
+        frame["theta_drift"] = math.nan
+    for name, value in fields(spec).items():
+        frame[name] = value
+    frame["key"] = key
+    frame["source"] = source
+    for column in METRIC_COLUMNS:  # a score a run does not have (no network: no sharpness)
+        if column not in frame:
+            frame[column] = math.nan
+    drop = [c for c in ("selected",) if c in frame]
+    return _order(frame.drop(columns=drop))
+
+
+def _order(frame: pd.DataFrame) -> pd.DataFrame:
+    theta = sorted(c for c in frame.columns if c.startswith("theta_") and c not in COLUMNS)
+    extra = [c for c in frame.columns if c not in COLUMNS and c not in theta]
+    if extra:
+        raise ValueError(f"columns {extra} are not in the store's schema")
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"missing column(s) {missing}")
+    return frame[list(COLUMNS) + theta]
+
+
+def path_rows(key: str, theta: dict[str, torch.Tensor], seeds: Sequence[int]) -> pd.DataFrame:
+    """θ against epoch of one run, one row per (seed, kept epoch), at most
+    :data:`PATH_POINTS` epochs (evenly spaced, the first and last kept); epochs count from 1."""
+    epochs = next(iter(theta.values())).shape[0]
+    keep = sorted({round(i * (epochs - 1) / (PATH_POINTS - 1)) for i in range(PATH_POINTS)})
+    keep = [e for e in keep if e < epochs]
+    frames = []
+    for k, seed in enumerate(seeds):
+        part = {"key": key, "seed": int(seed), "epoch": [e + 1 for e in keep]}
+        for name, values in sorted(theta.items()):
+            part[f"theta_{name}"] = values[keep, k].double().numpy()
+        frames.append(pd.DataFrame(part))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_specs(store: pathlib.Path | None = None) -> dict[str, dict]:
+    """``{key: spec}`` of every run in the store."""
+    path = (store or folder()) / SPECS
+    if not path.exists():
+        return {}
+    specs = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            key, spec = entry["key"], entry["spec"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}:{number}: not a {{'key', 'spec'}} JSON line: {err}") from err
+        if key in specs and specs[key] != spec:
+            raise ValueError(f"{path}:{number}: run {key} listed twice with different specs")
+        specs[key] = spec
+    return specs
+
+
+def _read_csv(path: pathlib.Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.read_csv(
+        path, keep_default_na=False, na_values=["", "nan", "NaN"], dtype={"key": str}
+    )
+
+
+def read(task: str, store: pathlib.Path | None = None) -> pd.DataFrame:
+    """Every row of ``task`` in the store (empty if none)."""
+    return _read_csv((store or folder()) / f"{task}.csv")
+
+
+def read_paths(task: str, store: pathlib.Path | None = None) -> pd.DataFrame:
+    """Every θ path row of ``task`` in the store (empty if none)."""
+    return _read_csv((store or folder()) / f"{task}_theta.csv")
+
+
+def write(
+    key: str,
+    spec: dict,
+    rows: pd.DataFrame,
+    paths: pd.DataFrame | None = None,
+    store: pathlib.Path | None = None,
+    replace: bool = False,
+) -> None:
+    """Add one run (its spec, its rows from :func:`run_rows`, its θ paths) to the store.
+
+    A run already stored is refused with ``ValueError`` unless ``replace`` — then its rows and
+    paths are replaced, never mixed with the old ones."""
+    from .experiments import run_key
+
+    store = store or folder()
+    store.mkdir(parents=True, exist_ok=True)
+    if run_key(spec) != key:
+        raise ValueError(f"run {key}: the key is not the hash of its spec ({run_key(spec)})")
+    task = spec["task"]
+    specs = read_specs(store)
+    old = read(task, store)
+    if key in specs or (len(old) and (old.key == key).any()):
+        if not replace:
+            raise ValueError(f"run {key} ({rows.method.iloc[0]}) is in the store already")
+        old = old[old.key != key]
+    specs[key] = spec
+    table = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+    _order(table).to_csv(store / f"{task}.csv", index=False, float_format=FLOAT_FORMAT)
+    old_paths = read_paths(task, store)
+    if len(old_paths):
+        old_paths = old_paths[old_paths.key != key]
+    if paths is not None and len(paths):
+        old_paths = pd.concat([old_paths, paths], ignore_index=True) if len(old_paths) else paths
+    if len(old_paths):
+        old_paths.to_csv(store / f"{task}_theta.csv", index=False, float_format=FLOAT_FORMAT)
+    lines = [json.dumps({"key": k, "spec": specs[k]}, sort_keys=True) for k in sorted(specs)]
+    (store / SPECS).write_text("\n".join(lines) + "\n")
+
+
+def check(store: pathlib.Path | None = None) -> list[str]:
+    """Every problem of the store, one line each (empty: the store is sound): a row whose key
+    has no spec, whose fields disagree with its spec, or whose seeds are missing or repeated; a
+    spec whose key is not its hash; a file without the schema's columns; a θ path of an unknown
+    run."""
+    from .experiments import run_key
+
+    store = store or folder()
+    problems = []
+    specs = read_specs(store)
+    for key, spec in specs.items():
+        if run_key(spec) != key:
+            problems.append(f"{SPECS}: run {key}: key is not the hash of its spec")
+    seen = set()
+    for path in sorted(store.glob("*.csv")):
+        if path.stem.endswith("_theta"):
+            continue
+        table = _read_csv(path)
+        missing = [c for c in COLUMNS if c not in table.columns]
+        if missing:
+            problems.append(f"{path.name}: missing column(s) {missing}")
+            continue
+        for key, rows in table.groupby("key", sort=False):
+            seen.add(key)
+            where = f"{path.name}: run {key} ({rows.method.iloc[0]}, rho {rows.rho.iloc[0]:g})"
+            if key not in specs:
+                problems.append(f"{where}: no spec in {SPECS}")
+                continue
+            spec = specs[key]
+            for name, expected in fields(spec).items():
+                values = {_plain(v) for v in rows[name]}
+                ok = len(values) == 1 and _same(next(iter(values)), expected)
+                if not ok:
+                    problems.append(
+                        f"{where}: column {name} is {sorted(values, key=str)}, "
+                        f"its spec says {expected!r}"
+                    )
+            if path.stem != spec["task"]:
+                problems.append(f"{where}: task {spec['task']} stored in {path.name}")
+            seeds = sorted(int(s) for s in rows.seed)
+            if seeds != sorted(int(s) for s in spec["seeds"]):
+                problems.append(f"{where}: seeds {seeds}, its spec says {spec['seeds']}")
+    for path in sorted(store.glob("*_theta.csv")):
+        unknown = set(_read_csv(path).key) - set(specs)
+        if unknown:
+            problems.append(f"{path.name}: paths of runs without a spec {sorted(unknown)}")
+    for key in sorted(set(specs) - seen):
+        problems.append(f"{SPECS}: run {key} has no rows")
+    return problems
+
+
+def _plain(value: object) -> object:
+    """A cell as a plain value, every NaN and empty cell as None (NaN != NaN in a set)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _same(value: object, expected: object) -> bool:
+    if value is None:
+        return expected == "" or (isinstance(expected, float) and math.isnan(expected))
+    if isinstance(expected, float):
+        return isinstance(value, (int, float)) and math.isclose(value, expected, rel_tol=1e-9)
+    return value == expected
+
+
+def lookup(keys: Iterable[str], task: str, store: pathlib.Path | None = None) -> pd.DataFrame:
+    """The rows of the runs ``keys`` of ``task``, in the order of ``keys``; a key that is not
+    stored raises ``KeyError`` naming it (nothing is dropped silently)."""
+    table = read(task, store)
+    keys = list(keys)
+    missing = [k for k in keys if not len(table) or not (table.key == k).any()]
+    if missing:
+        raise KeyError(f"runs {missing} of {task} are not in the store {store or folder()}")
+    return pd.concat([table[table.key == k] for k in keys], ignore_index=True)
