@@ -5,7 +5,7 @@ What a user imports::
     from hsam_core import SAM, HybridODE, PhysicsModel, Ensemble, Method, fit
 """
 
-from . import plotting
+from . import experiments, plotting, settings, store, studies
 from .data import Pairs, Trajectories
 from .ensemble import Ensemble
 from .hybrid import HybridModel, HybridODE, PhysicsModel, StaticHybrid, mlp
@@ -26,18 +26,11 @@ from .train import History, Method, check_optimizer, fit, make_optimizer
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    """``hc.experiments`` is imported on first use (PEP 562), so that ``python -m
-    hsam_core.experiments`` runs that module once, as ``__main__``."""
-    if name == "experiments":
-        import importlib
-
-        return importlib.import_module(".experiments", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "experiments",
+    "settings",
+    "store",
+    "studies",
     "plotting",
     "SAM",
     "LookSAM",

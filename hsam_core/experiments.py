@@ -99,7 +99,10 @@ class Task:
     train: object
     val: object
     test: object
-    make_model: Callable[[], HybridModel]
+    # The task's hybrid: ``make_model()`` its default, ``make_model(**model)`` a variant named by
+    # keyword arguments (``physics="none"``, ``network=False``, ``architecture="deeper"`` ...):
+    # the task's vocabulary for models, so that a run's key holds its model as plain data.
+    make_model: Callable[..., HybridModel]
     truth: dict[str, float]
     spec: dict = field(default_factory=dict)  # the task's resolved parameters, in words
     normalized_norm: bool = False  # report ‖f_nn‖² state-normalised (the pendulum convention)
@@ -117,39 +120,6 @@ class Task:
     def data_hash(self) -> str:
         """:func:`content_hash` of the training, validation and test data."""
         return content_hash([self.train, self.val, self.test])
-
-
-@dataclass(frozen=True)
-class Model:
-    """A model as data: a module-level ``factory`` of ``hsam_core`` and its keyword arguments,
-    e.g. ``Model(pendulum.make_hybrid, {"physics": "none", "hidden": 200})``. Calling it builds
-    the model; :meth:`describe` is what a run's key holds."""
-
-    factory: Callable[..., HybridModel]
-    kwargs: Mapping = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        name = getattr(self.factory, "__qualname__", "")
-        if not callable(self.factory) or "<" in name or not name:
-            raise ValueError(
-                f"Model needs a module-level function as factory (a lambda or a local function "
-                f"has no name a key can hold), got {self.factory!r}"
-            )
-
-    def __call__(self) -> HybridModel:
-        return self.factory(**self.kwargs)
-
-    def describe(self) -> dict:
-        return {
-            "factory": f"{self.factory.__module__}.{self.factory.__qualname__}",
-            "kwargs": dict(self.kwargs),
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Model) and other.describe() == self.describe()
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.describe(), sort_keys=True, default=str))
 
 
 @dataclass
@@ -188,17 +158,12 @@ def _key_inputs(
     method: Method,
     seeds: Sequence[int],
     training: dict,
-    make_model: Model | None,
+    model: Mapping | None,
     device: str = "any",
 ) -> dict:
     """The canonical specification of a run: everything that determines its numbers, as plain
     data (stored with the result, so that a cache or a store row can be audited). ``device``
     is ``"any"`` unless a study asks for results of one kind of device (``"cuda"``)."""
-    if make_model is not None and not isinstance(make_model, Model):
-        raise TypeError(
-            "a cached run needs its model as data: make_model=Model(factory, kwargs) with a "
-            f"module-level factory (or run(..., cache=False)); got {make_model!r}"
-        )
     return {
         "task": task.name,
         "task_version": task.version,
@@ -207,7 +172,7 @@ def _key_inputs(
         "numerics_version": NUMERICS_VERSION,
         "curvature_samples": task.curvature_samples,
         "method": describe(method),
-        "model": None if make_model is None else make_model.describe(),
+        "model": dict(model) if model else None,
         "seeds": [int(s) for s in seeds],
         "training": training,
         "device": device,
@@ -226,14 +191,15 @@ def cache_file(
     method: Method,
     seeds: Sequence[int],
     settings: dict,
-    make_model: Model | None = None,
+    model: Mapping | None = None,
     folder: pathlib.Path | None = None,
+    device: str = "any",
 ) -> tuple[pathlib.Path, dict]:
     """Where the result of one configuration is cached, and the inputs its name hashes.
 
     ``folder`` defaults to ``runs/`` of the settings' cache (a scratch folder in quick mode)."""
     folder = folder if folder is not None else hsam_settings.get().cache / "runs"
-    inputs = _key_inputs(task, method, seeds, settings, make_model)
+    inputs = _key_inputs(task, method, seeds, settings, model, device)
     return folder / f"{task.name}-{run_key(inputs)}.pt", inputs
 
 
@@ -251,13 +217,17 @@ def train_and_score(
     method: Method,
     seeds: Sequence[int],
     settings: dict,
-    make_model: Callable[[], HybridModel] | None = None,
+    model: Mapping | None = None,
     device: torch.device | None = None,
+    make_model: Callable[[], HybridModel] | None = None,
 ) -> tuple[dict, Ensemble]:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed; no cache.
 
+    The model is ``task.make_model(**model)``, or ``make_model()`` when given (a user's own
+    factory: such a run has no key and is never cached).
+
     ``settings`` holds ``epochs``, ``batch_size``, ``lr_nn``, ``lr_phys``, ``model`` (the
-    label of ``make_model``, or ``""``) and optionally ``lr_milestones`` (see :func:`fit`).
+    label of the model, or ``""``) and ``lr_milestones`` (see :func:`fit`).
     Returns the payload that :func:`run` caches — ``{"rows": [one dict per seed], "history":
     History, "model": state dict on the CPU}`` — and the trained ensemble.
 
@@ -269,7 +239,8 @@ def train_and_score(
     every result, in a notebook or a sweep, is trained with the flag, so that both give the same
     numbers."""
     torch.set_flush_denormal(True)
-    model = Ensemble.from_seeds(make_model or task.make_model, seeds).to(device or default_device())
+    model = Ensemble.from_seeds(_builder(task, model, make_model), seeds)
+    model = model.to(device or default_device())
     history = fit(
         model,
         task.train,
@@ -319,6 +290,17 @@ def train_and_score(
     return {"rows": rows, "history": history, "model": state}, model
 
 
+def _builder(
+    task: Task, model: Mapping | None, make_model: Callable[[], HybridModel] | None
+) -> Callable[[], HybridModel]:
+    if make_model is not None:
+        if model:
+            raise ValueError("give the model as model=(keyword arguments) or make_model, not both")
+        return make_model
+    kwargs = dict(model or {})
+    return lambda: task.make_model(**kwargs)
+
+
 def training_settings(
     epochs: int,
     batch_size: int | None = None,
@@ -348,36 +330,42 @@ def run(
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
-    make_model: Model | Callable[[], HybridModel] | None = None,
+    model: Mapping | None = None,
     model_label: str = "",
     cache: bool = True,
     device: torch.device | None = None,
     lr_milestones: Sequence[int] = (),
+    make_model: Callable[[], HybridModel] | None = None,
 ) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
 
-    ``make_model`` replaces the task's default model (then ``model_label`` names it in the
-    ``method`` column and the cache key); ``lr_milestones`` decays the learning rates tenfold
+    ``model`` names a variant of the task's model by keyword arguments of ``task.make_model``
+    (then ``model_label`` names it in the ``method`` column); ``make_model``, a factory of your
+    own, replaces it in a run that is not cached (``cache=False``: such a run has no key); ``lr_milestones`` decays the learning rates tenfold
     at those epochs (:func:`~hsam_core.train.fit`). Returns the per-seed rows, the training
     history and the trained ensemble.
-    Results are cached under their key (``cache=False`` always trains; a cached run needs
-    ``make_model`` as a :class:`Model`): in the settings' cache folder, a scratch folder in
-    quick mode. The models train on ``device`` (default: the GPU when
+    Results are cached under their key (``cache=False`` always trains): in the settings' cache
+    folder, a scratch folder in quick mode. The models train on ``device`` (default: the GPU when
     there is one).
     """
     settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label, lr_milestones)
+    if cache and make_model is not None:
+        raise ValueError(
+            "a run with a factory of your own (make_model) has no key: pass cache=False, or "
+            "name the model by keyword arguments of task.make_model (model={...})"
+        )
     if cache:
-        path, key_inputs = cache_file(task, method, seeds, settings, make_model)
+        path, key_inputs = cache_file(task, method, seeds, settings, model)
         if path.exists():
             saved = torch.load(path, weights_only=False)
-            model = Ensemble.from_seeds(make_model or task.make_model, seeds)
-            model = model.to(device or default_device())
-            model.load_state_dict(saved["model"])  # tensors land on the model's device
-            return Result(pd.DataFrame(saved["rows"]), saved["history"], model)
-    payload, model = train_and_score(task, method, seeds, settings, make_model, device)
+            trained = Ensemble.from_seeds(_builder(task, model, None), seeds)
+            trained = trained.to(device or default_device())
+            trained.load_state_dict(saved["model"])  # tensors land on the model's device
+            return Result(pd.DataFrame(saved["rows"]), saved["history"], trained)
+    payload, trained = train_and_score(task, method, seeds, settings, model, device, make_model)
     if cache:
         save_result({**payload, "key": key_inputs}, path)
-    return Result(pd.DataFrame(payload["rows"]), payload["history"], model)
+    return Result(pd.DataFrame(payload["rows"]), payload["history"], trained)
 
 
 def select_by_validation(results: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
@@ -459,7 +447,7 @@ class Config:
     """One row of a chapter's grid: a method, optionally on another model."""
 
     method: Method
-    make_model: Model | None = None  # None: the task's own model
+    model: Mapping | None = None  # keyword arguments of task.make_model; None: the default
     model_label: str = ""
 
     @property
@@ -470,8 +458,8 @@ class Config:
     @classmethod
     def comparison(
         cls,
-        physics_only: Model,
-        nn_only: Model,
+        physics_only: Mapping,
+        nn_only: Mapping,
         regularizers: Sequence[Regularizer],
         sam_variants: Sequence[Method],
     ) -> list[Config]:
@@ -479,7 +467,7 @@ class Config:
         and SAM): ERM; the ``sam_variants`` (SAM, ASAM at their ρ); the physics-only end; each
         of ``regularizers``; the NN-only end.
 
-        The two ends are :class:`Model` s of the task's module."""
+        The two ends are models of the task, as keyword arguments of its ``make_model``."""
         return [
             cls(Method.erm()),
             *[cls(method) for method in sam_variants],
@@ -503,9 +491,7 @@ def run_grid(
     for a model without θ (NN only)."""
     frames = []
     for c in grid:
-        result = run(
-            task, c.method, seeds, make_model=c.make_model, model_label=c.model_label, **training
-        )
+        result = run(task, c.method, seeds, model=c.model, model_label=c.model_label, **training)
         rows = result.rows
         if converged:
             theta = result.history.theta
@@ -513,58 +499,3 @@ def run_grid(
             rows = rows.assign(converged=flags)
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Fill the results cache of one or more systems' grids ahead of their chapters:
-
-    python -m hsam_core.experiments pendulum duffing          # in this process, in grid order
-    python -m hsam_core.experiments pendulum duffing --ray    # a local Ray: one task per core
-    python -m hsam_core.experiments pendulum --ray auto       # a running Ray cluster
-
-    Cached configurations are skipped, so an interrupted sweep resumes where it stopped; a
-    configuration that fails is reported and the others go on (the exit status is then 1).
-    See :mod:`hsam_core.sweep`.
-    """
-    import argparse
-
-    from . import sweep
-
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    parser.add_argument(
-        "systems",
-        nargs="+",
-        metavar="SYSTEM",
-        help="modules of hsam_core.systems with task(), grid(), SEEDS, TRAINING, or 'all'",
-    )
-    parser.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        metavar="ADDRESS",
-        help="run every configuration as a Ray task: a local Ray, or the cluster at ADDRESS",
-    )
-    parser.add_argument(
-        "--gpu-fraction",
-        type=float,
-        metavar="F",
-        help="GPUs per configuration on Ray (default: the cluster's GPUs / CPUs)",
-    )
-    parser.add_argument(
-        "--methods", nargs="+", metavar="LABEL", help="only these configurations (method labels)"
-    )
-    parser.add_argument("--epochs", type=int, help="train this many epochs instead of TRAINING's")
-    args = parser.parse_args(argv)
-    names = sweep.available_systems() if args.systems == ["all"] else args.systems
-    try:
-        failures = sweep.sweep(names, args.methods, args.epochs, args.ray, args.gpu_fraction)
-    except ValueError as err:  # an unknown system or label
-        parser.error(str(err))
-    for failure in failures:
-        print(f"\nFAILED {failure.job.system} {failure.job.label}:\n{failure.details}")
-    if failures:
-        raise SystemExit(f"{len(failures)} configurations failed (the others are cached)")
-
-
-if __name__ == "__main__":
-    main()

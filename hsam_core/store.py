@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from . import settings
+from .experiments import run_key, settled, theta_drift
 
 SPECS = "specs.jsonl"
 PATH_POINTS = 60  # θ paths keep at most this many epochs (evenly spaced, first and last kept)
@@ -92,8 +93,6 @@ def run_rows(
     """The store rows of one run: its per-seed ``rows`` (as :func:`~hsam_core.experiments.
     train_and_score` returns them) with the fields of ``spec``, ``converged`` and
     ``theta_drift`` from the θ history ``theta`` (``{name: (epochs, seeds)}``; None: NaN)."""
-    from .experiments import settled, theta_drift
-
     frame = pd.DataFrame(list(rows))
     seeds = [int(s) for s in spec["seeds"]]
     if sorted(frame["seed"].astype(int)) != sorted(seeds):
@@ -191,8 +190,6 @@ def write(
 
     A run already stored is refused with ``ValueError`` unless ``replace`` — then its rows and
     paths are replaced, never mixed with the old ones."""
-    from .experiments import run_key
-
     store = store or folder()
     store.mkdir(parents=True, exist_ok=True)
     if run_key(spec) != key:
@@ -223,8 +220,6 @@ def check(store: pathlib.Path | None = None) -> list[str]:
     has no spec, whose fields disagree with its spec, or whose seeds are missing or repeated; a
     spec whose key is not its hash; a file without the schema's columns; a θ path of an unknown
     run."""
-    from .experiments import run_key
-
     store = store or folder()
     problems = []
     specs = read_specs(store)

@@ -1,69 +1,47 @@
-"""Sweeps: every configuration of one or more systems' grids, in this process or on Ray.
+"""Sweeps: train every run of one or more studies into the results store, here or on Ray.
 
-A *system* is a module of :mod:`hsam_core.systems` with ``task()``, ``grid()``, ``SEEDS`` and
-``TRAINING``. A sweep lists the configurations of the named systems, skips those whose result is
-already in the cache, trains the others — one after another in this process, or as Ray tasks
-(one CPU each, and a fraction of a GPU where the cluster has GPUs) — and writes each result into
-the cache as it arrives, in the driver, so that workers need no shared disk. An interrupted
-sweep resumes where it stopped; a configuration that fails is reported with its error while the
-others go on. The chapters then read the cache as usual::
+A sweep lists the runs of the named studies (:mod:`hsam_core.studies`), skips those already in
+the results store, trains the others — one after another in this process, or as Ray tasks (one
+CPU each, and a fraction of a GPU where the cluster has GPUs) — and writes each result as it
+arrives, in the driver, so that workers need no shared disk: rows and θ paths into the store
+(:mod:`hsam_core.store`), weights into the local cache. An interrupted sweep resumes where it
+stopped; a run that fails is reported with its error while the others go on::
 
-    python -m hsam_core.experiments pendulum duffing            # this process
-    python -m hsam_core.experiments pendulum duffing --ray      # a local Ray, one task per core
-    python -m hsam_core.experiments pendulum --ray auto         # the cluster of `ray start`
+    python -m hsam_core sweep pendulum duffing          # this process
+    python -m hsam_core sweep pendulum --ray            # a local Ray, one task per core
+    python -m hsam_core sweep pendulum --ray auto       # the cluster of `ray start`
 
 Ray is optional (``pip install "hsam-core[ray]"``) and imported only when a sweep asks for it.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import pathlib
-import pkgutil
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import experiments, store, systems
-from .experiments import Config, Task
-from .runtime import quick_mode, set_cpu_threads
-
-SYSTEM_ATTRIBUTES = ("task", "grid", "SEEDS", "TRAINING")
+from . import experiments, settings, store, studies
+from .runtime import set_cpu_threads
+from .studies import Study
 
 
 @dataclass(frozen=True)
 class Job:
-    """One configuration of one system's grid, and the cache file its result goes to."""
+    """One run of a study: its configuration's place in the study, its key and where its
+    weights are cached."""
 
-    system: str  # module name in hsam_core.systems
-    index: int  # position in the system's grid()
+    study: str
+    index: int  # position in the study's configurations
     label: str  # the configuration's name in the results table
     rho: float
-    path: pathlib.Path
-    key: dict  # the inputs of the cache key, stored with the result
-
-    @property
-    def store_key(self) -> str:
-        """The run's key in the results store."""
-        return experiments.run_key(self.key)
-
-
-def record(job: Job, payload: dict) -> None:
-    """Write a trained run into the results store (its rows and θ paths), and its weights into
-    the local cache."""
-    if not job.path.exists():
-        experiments.save_result({**payload, "key": job.key}, job.path)
-    theta = payload["history"].theta
-    seeds = job.key["seeds"]
-    rows = store.run_rows(job.store_key, job.key, payload["rows"], theta, source="trained")
-    paths = store.path_rows(job.store_key, theta, seeds) if theta else None
-    store.write(job.store_key, job.key, rows, paths)
+    spec: dict  # the run's canonical specification (hsam_core.experiments._key_inputs)
+    key: str  # the run's key in the store
+    path: pathlib.Path  # the cache file of its weights
 
 
 @dataclass(frozen=True)
@@ -73,95 +51,77 @@ class Failure:
     details: str  # its traceback
 
 
-def available_systems() -> list[str]:
-    """The modules of :mod:`hsam_core.systems` that define a grid (every task of the book)."""
-    names = []
-    for info in pkgutil.iter_modules(systems.__path__):
-        module = importlib.import_module(f"{systems.__name__}.{info.name}")
-        if all(hasattr(module, a) for a in SYSTEM_ATTRIBUTES):
-            names.append(info.name)
-    return sorted(names)
-
-
-@functools.cache
-def load_system(name: str) -> tuple[ModuleType, Task, list[Config]]:
-    """The module, task and grid of a system, built once per process (a Ray worker runs many
-    configurations of the same task). Raises ``ValueError`` naming what is missing."""
-    try:
-        module = importlib.import_module(f"{systems.__name__}.{name}")
-    except ModuleNotFoundError as err:
-        raise ValueError(
-            f"no system {name!r} in hsam_core.systems; systems with a grid: {available_systems()}"
-        ) from err
-    missing = [a for a in SYSTEM_ATTRIBUTES if not hasattr(module, a)]
-    if missing:
-        raise ValueError(f"system {name!r} has no {', '.join(missing)}: it cannot be swept")
-    return module, module.task(), module.grid()
-
-
-def settings(module: ModuleType, config: Config, epochs: int | None = None) -> dict:
-    """The training settings of ``config`` (what :func:`experiments.run` hashes), with
-    ``epochs`` replacing the system's when given."""
-    training = dict(module.TRAINING)
+def resolve(names: Sequence[Study | str], epochs: int | None = None) -> list[Study]:
+    """The studies ``names`` (names or studies), with ``epochs`` replacing their training's
+    when given; ``"all"`` names every study."""
+    if list(names) == ["all"]:
+        names = studies.names()
+    resolved = [studies.get(n) if isinstance(n, str) else n for n in names]
     if epochs is not None:
-        training["epochs"] = epochs
-    return experiments.training_settings(**training, model_label=config.model_label)
+        resolved = [s.but(training={**s.training, "epochs": epochs}) for s in resolved]
+    return resolved
 
 
 def plan(
-    names: Sequence[str],
-    methods: Sequence[str] | None = None,
+    names: Sequence[Study | str],
+    labels: Sequence[str] | None = None,
     epochs: int | None = None,
-    folder: pathlib.Path | None = None,
 ) -> tuple[list[Job], list[Job]]:
-    """The configurations of the systems ``names`` (only those labelled ``methods``, if given),
-    split into (to train, already cached in ``folder``). An unknown label raises
+    """The runs of the studies ``names`` (only the configurations labelled ``labels``, if
+    given), split into (to train, already in the store). An unknown label raises
     ``ValueError`` listing the labels there are."""
     jobs = []
-    for name in names:
-        module, task, configs = load_system(name)
-        for index, config in enumerate(configs):
-            if methods and config.label not in methods:
-                continue
-            path, key = experiments.cache_file(
-                task,
-                config.method,
-                module.SEEDS,
-                settings(module, config, epochs),
-                config.make_model,
-                folder,
-            )
-            jobs.append(Job(name, index, config.label, config.method.rho, path, key))
-    if methods:
-        labels = {c.label for name in names for c in load_system(name)[2]}
-        unknown = sorted(set(methods) - labels)
-        if unknown:
-            raise ValueError(f"no configuration {unknown} in the grids of {list(names)}: {labels}")
+    for study in resolve(names, epochs):
+        chosen = study.only(labels) if labels else study
+        index = {(c.label, c.method.rho): i for i, c in enumerate(study.configs)}
+        task = study.build_task()
+        for config in chosen.configs:
+            spec = study.spec(config)
+            key = experiments.run_key(spec)
+            path = settings.get().cache / "runs" / f"{task.name}-{key}.pt"
+            i = index[config.label, config.method.rho]
+            jobs.append(Job(study.name, i, config.label, config.method.rho, spec, key, path))
     stored = store.read_specs()
-    done = [job for job in jobs if job.path.exists() or job.store_key in stored]
-    return [job for job in jobs if job not in done], done
+    done = [job for job in jobs if job.key in stored]
+    return [job for job in jobs if job.key not in stored], done
 
 
-def train_job(system: str, index: int, expected_key: dict, epochs: int | None) -> dict:
-    """Train configuration ``index`` of ``system``'s grid and return what the cache stores (the
-    unit of work, in this process or on a Ray worker). ``expected_key`` is the cache key's
-    inputs as the driver computed them: a worker whose code, mode (HSAM_QUICK) or settings
-    differ from the driver's computes another key and refuses to train."""
+def record(job: Job, payload: dict) -> None:
+    """Write a trained run into the results store (its rows and θ paths) and its weights into
+    the local cache."""
+    if not job.path.exists():
+        experiments.save_result({**payload, "key": job.spec}, job.path)
+    theta = payload["history"].theta
+    rows = store.run_rows(job.key, job.spec, payload["rows"], theta, source="trained")
+    paths = store.path_rows(job.key, theta, job.spec["seeds"]) if theta else None
+    store.write(job.key, job.spec, rows, paths)
+
+
+def train_job(name: str, index: int, spec: dict, epochs: int | None, quick: bool) -> dict:
+    """Train configuration ``index`` of study ``name`` and return what the cache stores (the
+    unit of work, in this process or on a Ray worker). ``spec`` is the run's specification as
+    the driver computed it: a worker whose code, mode or data differ from the driver's computes
+    another and refuses to train."""
     set_cpu_threads(1)  # tiny models: one thread per configuration, one configuration per core
-    module, task, configs = load_system(system)
-    config = configs[index]
-    training = settings(module, config, epochs)
-    _, key = experiments.cache_file(task, config.method, module.SEEDS, training, config.make_model)
-    if key != expected_key:
-        differ = sorted(
-            k for k in set(key) | set(expected_key) if key.get(k) != expected_key.get(k)
-        )
+    if settings.get().quick != quick:
+        settings.configure(quick=quick)
+    [study] = resolve([name], epochs)
+    config = study.configs[index]
+    mine = study.spec(config)
+    if mine != spec:
+        differ = sorted(k for k in set(mine) | set(spec) if mine.get(k) != spec.get(k))
         raise RuntimeError(
-            f"{system}.grid()[{index}] ({config.label}) differs here from the driver's in "
-            f"{differ}: driver and worker run different code or modes (HSAM_QUICK)"
+            f"{name} configuration {index} ({config.label}) differs here from the driver's in "
+            f"{differ}: driver and worker run different code, data or modes"
         )
+    device = None if study.device == "any" else torch.device(study.device)
     payload, _ = experiments.train_and_score(
-        task, config.method, module.SEEDS, training, config.make_model
+        study.build_task(),
+        config.method,
+        study.seeds,
+        study.settings(config),
+        config.model,
+        device,
     )
     return payload
 
@@ -169,42 +129,43 @@ def train_job(system: str, index: int, expected_key: dict, epochs: int | None) -
 def _summary(job: Job, payload: dict) -> str:
     rows = pd.DataFrame(payload["rows"])
     return (
-        f"{job.system:<20} {job.label:<26} rho {job.rho:<5g} "
+        f"{job.study:<20} {job.label:<26} rho {job.rho:<5g} "
         f"theta error median {rows.theta_rel_error.median():.4g}  "
         f"seconds/seed {rows.seconds[0]:.0f}"
     )
 
 
 def sweep(
-    names: Sequence[str],
-    methods: Sequence[str] | None = None,
+    names: Sequence[Study | str],
+    labels: Sequence[str] | None = None,
     epochs: int | None = None,
     ray_address: str | None = None,
     gpu_fraction: float | None = None,
-    folder: pathlib.Path | None = None,
 ) -> list[Failure]:
-    """Train every configuration of the systems ``names`` that is neither in the results store
-    nor cached in ``folder`` (default: the settings' cache), and write each result into the
-    store (rows and θ paths) and the cache (weights) as it arrives; a result found only in the
-    cache is written into the store without training.
+    """Train every run of the studies ``names`` that is not in the results store, and write
+    each into the store as it arrives. A run whose weights are in the local cache but whose
+    rows are not in the store is written from the cache without training.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per
     core) unless one is already initialised; any other value is passed to ``ray.init(address=)``
-    (``"auto"``, ``"ray://head:10001"``). Each configuration asks Ray for one CPU and
-    ``gpu_fraction`` of a GPU (default: GPUs / CPUs of the cluster, so that every CPU slot can
-    share the GPUs; 0 without GPUs). Returns the configurations that failed, with their errors.
+    (``"auto"``, ``"ray://head:10001"``). Each run asks Ray for one CPU and ``gpu_fraction`` of
+    a GPU (default: GPUs / CPUs of the cluster; 0 without GPUs). Returns the runs that failed,
+    with their errors.
     """
     set_cpu_threads(1)
-    todo, cached = plan(names, methods, epochs, folder)
-    stored = store.read_specs()
-    for job in cached:  # trained before, in the local cache only: into the store
-        if job.store_key not in stored:
-            record(job, torch.load(job.path, weights_only=False))
+    todo, done = plan(names, labels, epochs)
+    cached = [job for job in todo if job.path.exists()]
+    for job in cached:
+        record(job, torch.load(job.path, weights_only=False))
+    todo = [job for job in todo if job not in cached]
     failures: list[Failure] = []
-    bar = tqdm(total=len(todo) + len(cached), initial=len(cached), unit="config", desc="sweep")
-    bar.write(f"{len(cached)} configurations cached, {len(todo)} to train")
+    bar = tqdm(total=len(todo) + len(done) + len(cached), initial=len(done) + len(cached))
+    bar.set_description("sweep")
+    bar.write(
+        f"{len(done)} runs in the store, {len(cached)} written from the cache, {len(todo)} to train"
+    )
 
-    def done(job: Job, payload: dict | None, error: BaseException | None) -> None:
+    def finished(job: Job, payload: dict | None, error: BaseException | None) -> None:
         if error is None:
             record(job, payload)
             bar.write(_summary(job, payload))
@@ -213,20 +174,21 @@ def sweep(
             message = f"{type(cause).__name__}: {cause}".splitlines()[0]
             details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             failures.append(Failure(job, message, details))
-            bar.write(f"FAILED {job.system} {job.label} rho {job.rho:g}: {message}")
+            bar.write(f"FAILED {job.study} {job.label} rho {job.rho:g}: {message}")
         bar.update()
 
+    quick = settings.get().quick
     try:
         if ray_address is None:
             for job in todo:
                 try:
-                    payload = train_job(job.system, job.index, job.key, epochs)
+                    payload = train_job(job.study, job.index, job.spec, epochs, quick)
                 except Exception as error:  # noqa: BLE001 - reported, and the sweep goes on
-                    done(job, None, error)
+                    finished(job, None, error)
                 else:
-                    done(job, payload, None)
+                    finished(job, payload, None)
         else:
-            _sweep_on_ray(todo, epochs, ray_address, gpu_fraction, done)
+            _sweep_on_ray(todo, epochs, quick, ray_address, gpu_fraction, finished)
     finally:
         bar.close()
     return failures
@@ -235,11 +197,12 @@ def sweep(
 def _sweep_on_ray(
     todo: Sequence[Job],
     epochs: int | None,
+    quick: bool,
     address: str,
     gpu_fraction: float | None,
-    done: Callable[[Job, dict | None, BaseException | None], None],
+    finished: Callable[[Job, dict | None, BaseException | None], None],
 ) -> None:
-    """Submit every job as a Ray task and hand each result to ``done`` as it arrives."""
+    """Submit every job as a Ray task and hand each result to ``finished`` as it arrives."""
     try:
         import ray
     except ImportError as err:
@@ -253,21 +216,23 @@ def _sweep_on_ray(
             resources = ray.cluster_resources()
             gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
             gpu_fraction = min(1.0, gpus / cpus) if gpus else 0.0
-        # The workers see the driver's mode; data and models are built on the worker.
-        env = {"HSAM_QUICK": "1" if quick_mode() else "0", "OMP_NUM_THREADS": "1"}
+        # The workers get the driver's mode as an argument; data and models are built there.
         remote = ray.remote(train_job).options(
-            num_cpus=1, num_gpus=gpu_fraction, max_retries=0, runtime_env={"env_vars": env}
+            num_cpus=1,
+            num_gpus=gpu_fraction,
+            max_retries=0,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
-        pending = {remote.remote(j.system, j.index, j.key, epochs): j for j in todo}
+        pending = {remote.remote(j.study, j.index, j.spec, epochs, quick): j for j in todo}
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ref)
             try:
                 payload = ray.get(ref)
             except Exception as error:  # noqa: BLE001 - reported, and the sweep goes on
-                done(job, None, error)
+                finished(job, None, error)
             else:
-                done(job, payload, None)
+                finished(job, payload, None)
     finally:
         if started:
             ray.shutdown()

@@ -14,21 +14,24 @@ runs) and ``failure_case.csv`` (chapter 2's runs at several training lengths, no
 study), ``identifiability.csv`` (references computed without training), and the two θ-path
 tables (medians over seeds, not per-seed paths; the per-seed histories were in the lost caches).
 
-    HSAM_QUICK=0 python scripts/migrate_store.py
+    HSAM_QUICK=0 python scripts/migrate_store.py      # reads the CSVs from git, commit SOURCE
 """
 
 from __future__ import annotations
 
+import io
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 import pandas as pd
 
 from hsam_core import settings, store, sweep
+from hsam_core.experiments import run_key
 
-RESULTS = pathlib.Path(__file__).resolve().parents[1] / "book" / "results"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The last commit whose chapters wrote book/results/*.csv (before the store).
+SOURCE = "323eaea"
 # file -> (studies whose grids its rows come from, device the spec asks for). A run in the
 # tables of several chapters (chapter 5's ERM is also in chapter 3's and 5c's) is one run: the
 # first table that holds it is imported, and a later copy with other numbers is reported.
@@ -43,7 +46,7 @@ TABLES = {
     "duffing.csv": ("duffing", "any"),
     "duffing_identifiable.csv": ("duffing_identifiable", "any"),
     "duffing_identifiable_long.csv": ("duffing_identifiable_long", "any"),
-    "duffing_identifiable_gpu.csv": ("duffing_identifiable", "cuda"),
+    "duffing_identifiable_gpu.csv": ("duffing_identifiable_gpu", "cuda"),
     "wind_tunnel.csv": ("wind_tunnel", "any"),
     "light_tunnel.csv": ("light_tunnel", "any"),
 }
@@ -61,11 +64,17 @@ def same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, list[str]]:
-    table = pd.read_csv(RESULTS / file)
+    text = subprocess.run(
+        ["git", "show", f"{commit}:book/results/{file}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    table = pd.read_csv(io.StringIO(text))
     if "seconds_measured" in table:  # rows trained apart from their chapter kept it there
         table["seconds"] = table["seconds"].fillna(table["seconds_measured"])
-    with tempfile.TemporaryDirectory() as empty:  # every configuration, none "cached"
-        todo, done = sweep.plan(studies.split(), folder=pathlib.Path(empty))
+    todo, done = sweep.plan(studies.split())
     jobs = todo + done  # "done": already imported from an earlier table
     by_config = {}
     for job in jobs:
@@ -75,14 +84,16 @@ def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, lis
         job = by_config.get((label, float(rho)))
         if job is None:
             raise SystemExit(f"{file}: no configuration {label!r} rho {rho:g} in {studies}")
-        spec = {**job.key, "device": device}
-        key = sweep.experiments.run_key(spec)
+        spec = {**job.spec, "device": device}
+        key = run_key(spec)
         theta = [c for c in rows.columns if c.startswith("theta_") and c not in store.COLUMNS]
         keep = ["task", "method", "rho", "seed", *METRICS, *theta, "seconds", "device", "mode"]
         per_seed = rows.reindex(columns=keep).dropna(axis=1, how="all")
         per_seed = per_seed.loc[:, [c for c in per_seed.columns if c in keep]]
         records = per_seed.to_dict("records")
-        out = store.run_rows(key, spec, records, None, f"migrated from book/results/{file} at {commit}")
+        out = store.run_rows(
+            key, spec, records, None, f"migrated from book/results/{file} at {commit}"
+        )
         for column in ("converged", "theta_drift"):
             if column in rows:
                 out[column] = rows[column].to_numpy()
@@ -104,11 +115,8 @@ def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, lis
 def main() -> None:
     if settings.get().quick:
         raise SystemExit("the book's results are full-mode: unset HSAM_QUICK")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     for file, (studies, device) in TABLES.items():
-        written, conflicts = migrate(file, studies, device, commit)
+        written, conflicts = migrate(file, studies, device, SOURCE)
         print(f"{file}: {written} runs imported", flush=True)
         for line in conflicts:
             print(f"  CONFLICT {line}")

@@ -4,6 +4,18 @@ import pytest
 import torch
 
 import hsam_core as hc
+from hsam_core import settings
+
+
+@pytest.fixture(autouse=True)
+def scratch_store(tmp_path_factory):
+    """Every test reads and writes a results store and a cache of its own, never the book's
+    store (book/results/store) or the user's cache; the mode stays the environment's."""
+    root = tmp_path_factory.mktemp("hsam")
+    settings.reset()
+    settings.configure(store=root / "store", cache=root / "cache")
+    yield settings.get()
+    settings.reset()
 
 
 @pytest.fixture

@@ -22,18 +22,16 @@ Network: MLP 2→200→200→2 with ReLU, last layer zero-initialised. It must l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 
 import torch
 from torch import nn
 from torchdiffeq import odeint
 
 from ..data import Trajectories
-from ..experiments import ASAM_RHOS, SAM_RHOS, Config, Model, Task
+from ..experiments import Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
-from ..regularizers import L2, Aphynity, Orthogonality
 from ..runtime import pick
-from ..train import Method
 from . import pendulum
 
 ALPHA = 1.0
@@ -122,13 +120,6 @@ def make_hybrid(hidden: int = 200, physics: str = "incomplete", network: bool = 
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
-# The pendulum's training recipe — windows of 10 steps, minibatches of 150 (25 trajectories ×
-# 40 windows = 1000 windows, 7 minibatches per epoch) — for 200 epochs instead of 700, sized for
-# the 2-core machine (ERM's θ is frozen after ~25 epochs; SAM's still drifts at 200). Quick
-# mode: 10 trajectories, a 32-wide network, 100 epochs of minibatches of 50.
-TRAINING = pick(full=dict(epochs=200, batch_size=150), quick=dict(epochs=100, batch_size=50))
-
 
 def task(
     n_train: int | None = None,
@@ -148,7 +139,7 @@ def task(
         train=make_data("train", n_train, noise=noise).windows(window),
         val=make_data("val", n_val, noise=noise),
         test=make_data("test", n_test),
-        make_model=lambda: make_hybrid(hidden=hidden),
+        make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
         spec={
             "n_train": n_train,
@@ -164,34 +155,3 @@ def task(
         normalized_norm=True,
         version=VERSION,
     )
-
-
-def grid(make_hybrid: Callable[..., HybridODE] = make_hybrid) -> list[Config]:
-    """The comparison on the Duffing oscillator (:meth:`Config.comparison`, the pendulum's
-    regularizer settings), and a control: the complete Duffing physics (α, δ, β) without a
-    network; SAM and ASAM over the book's ρ grids. Quick mode keeps ERM, SAM (one ρ), ASAM,
-    physics only and the control.
-
-    ``make_hybrid(hidden, physics, network)`` builds the hybrids: this module's, or another
-    specification's on the same data (:mod:`~hsam_core.systems.duffing_identifiable`), which
-    so runs exactly the same methods."""
-    hidden = pick(200, 32)
-    configs = Config.comparison(
-        physics_only=Model(make_hybrid, {"network": False}),
-        nn_only=Model(make_hybrid, {"hidden": hidden, "physics": "none"}),
-        regularizers=[
-            Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True),
-            L2(1e-3),
-            Orthogonality(1e-2),
-        ],
-        sam_variants=[
-            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
-            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
-        ],
-    )
-    control = Config(
-        Method.erm(),
-        Model(make_hybrid, {"physics": "complete", "network": False}),
-        "physics only [complete]",
-    )
-    return pick([*configs, control], [*configs[:4], control])

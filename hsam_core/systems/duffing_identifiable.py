@@ -26,13 +26,13 @@ of the chapter.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 from torch import nn
 
-from ..experiments import Config, Task
+from ..experiments import Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
-from ..runtime import pick
 from . import duffing
 
 ALPHA, DELTA, BETA = duffing.ALPHA, duffing.DELTA, duffing.BETA
@@ -67,16 +67,6 @@ def make_hybrid(hidden: int = 200, physics: str = "incomplete", network: bool = 
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = duffing.SEEDS
-# Chapter 8's recipe (Adam, lr 1e-3 for the network and 1e-2 for θ, minibatches of 150 of the
-# 1000 windows) for 300 epochs instead of 200: as long as the 2-core machine allows for the
-# whole grid in about an hour (93 CPU-minutes of training). The section checks with
-# experiments.settled whether θ settled: at 300 epochs only L2 and the complete-physics control
-# did on every seed; ERM, SAM, ASAM and orthogonality still drift by 0.4-1.5 % over the last
-# 20 % of epochs (ASAM's α rises towards the truth). Quick mode as chapter 8's: 100 epochs of
-# minibatches of 50.
-TRAINING = pick(full=dict(epochs=300, batch_size=150), quick=dict(epochs=100, batch_size=50))
-
 
 def task(
     n_train: int | None = None,
@@ -93,14 +83,8 @@ def task(
     return dataclasses.replace(
         base,
         name="duffing_identifiable",
-        make_model=lambda: make_hybrid(hidden=width),
+        make_model=functools.partial(make_hybrid, hidden=width),
         truth=TRUTH,
         spec={**base.spec, "physics": "conservative Duffing (alpha, beta); NN learns -delta v"},
         version=VERSION,
     )
-
-
-def grid() -> list[Config]:
-    """:func:`duffing.grid` — the same regularizer settings, SAM variants and complete-physics
-    control — on this specification's hybrids."""
-    return duffing.grid(make_hybrid)

@@ -28,6 +28,7 @@ Network: MLP 5→64→64→1 with ReLU on (R/255, G/255, B/255, ψ₁/90°, ψ�
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -37,11 +38,9 @@ import pandas as pd
 import torch
 
 from ..data import Pairs
-from ..experiments import ASAM_RHOS, SAM_RHOS, Config, Model, Task
+from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
-from ..regularizers import L2, Aphynity, Orthogonality
 from ..runtime import pick
-from ..train import Method
 from . import chambers
 
 # The simulator's parameters fitted to the real chamber (causalchamber 0.2.8's tutorial
@@ -193,12 +192,6 @@ def theta_scores(theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
-TRAINING = pick(
-    full=dict(epochs=10000, batch_size=None, lr_nn=1e-3, lr_phys=1e-2),
-    quick=dict(epochs=800, batch_size=None, lr_nn=1e-3, lr_phys=1e-2),
-)
-
 
 def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise: float = 0.0):
     """The light-tunnel task: simulated readings, the hybrid of :func:`make_hybrid`."""
@@ -209,7 +202,7 @@ def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise:
         train=make_data("train", n_train, noise),
         val=make_data("val", n_val, noise),
         test=make_data("test", n_test),
-        make_model=lambda: make_hybrid(hidden=hidden),
+        make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
         spec={
             "n_train": n_train,
@@ -224,23 +217,3 @@ def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise:
         theta_scores=theta_scores,
         version=VERSION,
     )
-
-
-def grid() -> list[Config]:
-    """The comparison of Part II on the light tunnel. Quick mode keeps ERM, SAM, ASAM and
-    physics only."""
-    hidden = pick(64, 32)
-    configs = Config.comparison(
-        physics_only=Model(make_hybrid, {"network": False}),
-        nn_only=Model(make_hybrid, {"hidden": hidden, "physics": False}),
-        regularizers=[
-            Aphynity(lambda0=1.0, tau2=1.0, every=5),
-            L2(1e-3),
-            Orthogonality(1e-2),
-        ],
-        sam_variants=[
-            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
-            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
-        ],
-    )
-    return pick(configs, configs[:4])

@@ -13,6 +13,7 @@ Network: MLP 2→200→200→2 with ReLU, last layer zero-initialised.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -20,11 +21,9 @@ from torch import nn
 from torchdiffeq import odeint
 
 from ..data import Trajectories
-from ..experiments import Config, Model, Task
+from ..experiments import Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
-from ..regularizers import L2, Aphynity, Orthogonality
 from ..runtime import pick
-from ..train import Method
 
 OMEGA2 = (2 * math.pi / 6) ** 2
 ALPHA = 0.2
@@ -104,22 +103,37 @@ def make_data(
     return Trajectories(t.float(), x.float())
 
 
+# The networks a practitioner might plausibly try (section 5c). Each keeps the data, the
+# incomplete physics, the zero-initialised last layer and the training; only the network changes:
+#   additive — dx/dt = f_phys(x; ω₀²) + f_nn(x), MLP 2→h→h→2, ReLU (Part I's hybrid);
+#   grey-box — f_nn sees [x, ω₀², f_phys(x; ω₀²)], MLP 5→h→h→2 (deep grey-box models, chapter 3);
+#   deeper   — one more hidden layer, MLP 2→h→h→h→2;
+#   SiLU     — the additive MLP with the smooth activation x·σ(x) instead of ReLU.
+ARCHITECTURES = ("additive", "grey-box", "deeper", "SiLU")
+
+
 def make_hybrid(
-    hidden: int = 200, physics: str = "incomplete", coupling: str = "additive", network: bool = True
+    hidden: int = 200,
+    physics: str = "incomplete",
+    network: bool = True,
+    architecture: str = "additive",
 ) -> HybridODE:
-    """The pendulum hybrid: incomplete (or ``"complete"``, or ``"none"``) physics + MLP."""
+    """The pendulum hybrid: incomplete (or ``"complete"``, or ``"none"``) physics + the network
+    ``architecture`` (one of :data:`ARCHITECTURES`) with ``hidden`` units per layer, or no
+    network."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
     phys = {"incomplete": FrictionlessPendulum, "complete": DampedPendulum, "none": lambda: None}[
         physics
     ]()
+    coupling = "greybox" if architecture == "grey-box" else "additive"
     n_in = 2 if coupling == "additive" else 2 + len(phys.theta()) + 2
-    net: nn.Module | None = mlp([n_in, hidden, hidden, 2]) if network else None
+    layers = (
+        [n_in, hidden, hidden, hidden, 2] if architecture == "deeper" else [n_in, hidden, hidden, 2]
+    )
+    activation = {"activation": nn.SiLU} if architecture == "SiLU" else {}
+    net: nn.Module | None = mlp(layers, **activation) if network else None
     return HybridODE(phys, net, state_dim=2, coupling=coupling)
-
-
-SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
-# Quick mode (CI): 10 trajectories, a 32-wide network, 100 epochs of minibatches of 50 — far
-# from converged, but long enough for the direction of every claim to show.
-TRAINING = pick(full=dict(epochs=700, batch_size=150), quick=dict(epochs=100, batch_size=50))
 
 
 def task(
@@ -140,7 +154,7 @@ def task(
         train=make_data("train", n_train, noise=noise).windows(window),
         val=make_data("val", n_val, noise=noise),
         test=make_data("test", n_test),
-        make_model=lambda: make_hybrid(hidden=hidden),
+        make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
         spec={
             "n_train": n_train,
@@ -155,23 +169,3 @@ def task(
         normalized_norm=True,
         version=VERSION,
     )
-
-
-def grid() -> list[Config]:
-    """Part I's comparison: the two ends, ERM, three regularizers, SAM variants over ρ."""
-    from ..experiments import ASAM_RHOS, SAM_RHOS  # here: grid() is not part of the cache key
-
-    hidden = pick(200, 32)
-    return [
-        Config(Method.erm(), Model(make_hybrid, {"network": False}), "physics only"),
-        Config(Method.erm(), Model(make_hybrid, {"hidden": hidden, "physics": "none"}), "NN only"),
-        Config(Method.erm()),
-        Config(Method.regularized(L2(1e-3))),
-        Config(Method.regularized(Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True))),
-        Config(Method.regularized(Orthogonality(1e-2))),
-        # the book's ρ grids (an earlier grid, {0.1, 0.3} and ASAM's 1, had its lower ends
-        # dropped after a prototype looked at θ: chapter 5 says what that choice did)
-        *[Config(Method.sam(rho)) for rho in pick(SAM_RHOS, [0.1])],
-        *[Config(Method.asam(rho)) for rho in pick(ASAM_RHOS, [1.0])],
-        *[Config(Method.sam(rho, perturb="all")) for rho in pick([0.1], [0.1])],
-    ]

@@ -31,6 +31,7 @@ Data:    :class:`Frames` — windows of frames; it owns the loss (encode the win
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -38,11 +39,9 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..ensemble import Ensemble
-from ..experiments import ASAM_RHOS, SAM_RHOS, Config, Model, Task
+from ..experiments import Task
 from ..hybrid import HybridODE
-from ..regularizers import L2, Aphynity, Orthogonality
 from ..runtime import pick
-from ..train import Method
 from . import pendulum
 
 SIZE = 32
@@ -224,13 +223,11 @@ def make_hybrid(
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
 # The pendulum's recipe (windows of 10 steps, Adam) sized for the 2-core machine: 15 training
 # movies (450 windows) in minibatches of 90, 150 epochs (750 steps; one epoch of a 5-seed
 # ensemble ≈ 2.5 s ERM, ≈ 4 s SAM on one thread). Quick mode: 10 movies, the pendulum's recipe.
 # Sharpness and Hessian on the first 150 training windows (power iteration is ~20 passes).
 CURVATURE_SAMPLES = 150
-TRAINING = pick(full=dict(epochs=150, batch_size=90), quick=dict(epochs=100, batch_size=50))
 
 
 def task(
@@ -251,7 +248,7 @@ def task(
         train=make_data("train", n_train, noise=noise, rod=rod).windows(window),
         val=make_data("val", n_val, noise=noise, rod=rod),
         test=make_data("test", n_test, rod=rod),
-        make_model=lambda: make_hybrid(hidden=hidden, rod=rod),
+        make_model=functools.partial(make_hybrid, hidden=hidden, rod=rod),
         truth=TRUTH,
         spec={
             "n_train": n_train,
@@ -271,24 +268,3 @@ def task(
         curvature_samples=CURVATURE_SAMPLES,
         version=VERSION,
     )
-
-
-def grid() -> list[Config]:
-    """The comparison on images (:meth:`Config.comparison`, the pendulum's regularizer
-    settings). Quick mode keeps ERM, SAM and physics only (ASAM is left out to keep the
-    chapter's test short)."""
-    hidden = pick(200, 32)
-    configs = Config.comparison(
-        physics_only=Model(make_hybrid, {"network": False}),
-        nn_only=Model(make_hybrid, {"hidden": hidden, "physics": "none"}),
-        regularizers=[
-            Aphynity(lambda0=1.0, tau2=1.0, every=5, normalized=True),
-            L2(1e-3),
-            Orthogonality(1e-2),
-        ],
-        sam_variants=[
-            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
-            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
-        ],
-    )
-    return pick(configs, [configs[0], configs[1], configs[3]])

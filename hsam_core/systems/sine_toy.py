@@ -21,7 +21,6 @@ import torch
 from ..data import Pairs
 from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
-from ..runtime import pick
 
 THETA = 1.0
 SLOPE = 0.3  # the term the physics misses: SLOPE · x
@@ -69,10 +68,6 @@ def make_hybrid(theta: float = 0.5, hidden: int = 64, network: bool = True) -> S
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = [0, 1, 2]
-# Full batch (200 pairs): plain gradient steps of Adam, lr 1e-3 for the network, 1e-2 for θ.
-TRAINING = pick(full=dict(epochs=1500, batch_size=None), quick=dict(epochs=600, batch_size=None))
-
 
 def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float = 0.0) -> Task:
     """The sine toy: noise-free pairs on x ∈ [−π, π), the hybrid of :func:`make_hybrid`."""
@@ -81,7 +76,7 @@ def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float =
         train=make_data("train", n_train, noise),
         val=make_data("val", n_val, noise),
         test=make_data("test", n_test),
-        make_model=lambda: make_hybrid(),
+        make_model=make_hybrid,
         truth=TRUTH,
         spec={"n_train": n_train, "n_val": n_val, "n_test": n_test, "noise": noise},
         version=VERSION,

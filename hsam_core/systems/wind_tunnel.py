@@ -39,16 +39,15 @@ through :func:`hsam_core.systems.chambers.load_real` and converts it with :func:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
 
 from ..data import Pairs
-from ..experiments import ASAM_RHOS, SAM_RHOS, Config, Model, Task
+from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
-from ..regularizers import L2, Aphynity, Orthogonality
-from ..runtime import pick
-from ..train import Method
 from . import chambers
 
 # Simulator parameters (SimA1C3).
@@ -163,13 +162,6 @@ def make_hybrid(hidden: int = 64, physics: bool = True, network: bool = True) ->
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
 
-SEEDS = pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2])
-# Full batch (400 pairs): plain Adam steps, lr 1e-3 for the network, 1e-2 for θ. Full mode:
-# 20000 epochs (at 5000, SAM's S still moved by 0.1-0.4 Pa per 1000 epochs); chapter 9
-# checks per configuration whether θ settled (experiments.settled) and marks the rest
-# "not converged". Quick mode: 1500 epochs, directions only.
-TRAINING = pick(full=dict(epochs=20000, batch_size=None), quick=dict(epochs=1500, batch_size=None))
-
 
 def task(n_train: int = 400, n_val: int = 200, n_test: int = 400, hidden: int = 64) -> Task:
     """The wind-tunnel task: simulated steady-state pairs, the hybrid of :func:`make_hybrid`."""
@@ -178,7 +170,7 @@ def task(n_train: int = 400, n_val: int = 200, n_test: int = 400, hidden: int = 
         train=make_data("train", n_train),
         val=make_data("val", n_val),
         test=make_data("test", n_test),
-        make_model=lambda: make_hybrid(hidden=hidden),
+        make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
         spec={
             "n_train": n_train,
@@ -192,18 +184,3 @@ def task(n_train: int = 400, n_val: int = 200, n_test: int = 400, hidden: int = 
         },
         version=VERSION,
     )
-
-
-def grid() -> list[Config]:
-    """The comparison of Part II (:meth:`Config.comparison`). Quick mode keeps ERM, SAM (one ρ),
-    ASAM and physics only."""
-    configs = Config.comparison(
-        physics_only=Model(make_hybrid, {"network": False}),
-        nn_only=Model(make_hybrid, {"physics": False}),
-        regularizers=[Aphynity(lambda0=1.0, tau2=1.0, every=5), L2(1e-3), Orthogonality(1e-2)],
-        sam_variants=[
-            *(Method.sam(rho) for rho in pick(SAM_RHOS, [0.1])),
-            *(Method.asam(rho) for rho in pick(ASAM_RHOS, [1.0])),
-        ],
-    )
-    return pick(configs, configs[:4])

@@ -1,0 +1,129 @@
+"""The command line of hsam_core: train studies into the results store, read, check, reproduce.
+
+    python -m hsam_core studies                       # every study of the book
+    python -m hsam_core sweep pendulum duffing        # train what the store lacks, here
+    python -m hsam_core sweep pendulum --ray          # ... as Ray tasks (one per core)
+    python -m hsam_core tables pendulum               # a study's table, from the store
+    python -m hsam_core check                         # is the store sound?
+    python -m hsam_core reproduce                     # sweep every study, re-execute the chapters
+    python -m hsam_core reproduce --check light_tunnel   # re-train a study, compare with the store
+
+Run it from the repository root (``reproduce`` reads ``_toc.yml``). Full mode by default;
+``HSAM_QUICK=1`` works on a scratch store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from . import reproduce, settings, store, studies, sweep
+from .experiments import summarize
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    failures = sweep.sweep(args.studies, args.only, args.epochs, args.ray, args.gpu_fraction)
+    for failure in failures:
+        print(f"\nFAILED {failure.job.study} {failure.job.label}:\n{failure.details}")
+    return 1 if failures else 0
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from .report import results
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        for study in sweep.resolve(args.studies):
+            rows = results(study, missing="skip")
+            print(
+                f"== {study.name}: {study.task}, seeds {list(study.seeds)}, {dict(study.training)}"
+            )
+            if len(rows):
+                table = summarize(rows, ("theta_rel_error", "val_mse", "test_mse"))
+                table["settled"] = rows.groupby(["method", "rho"], sort=False).converged.mean()
+                print(table.to_string(float_format="{:.3g}".format))
+            if rows.attrs["missing"]:
+                print("not in the store:", ", ".join(rows.attrs["missing"]))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems = store.check()
+    for line in problems:
+        print(line)
+    specs = store.read_specs()
+    print(f"{settings.get().store}: {len(specs)} runs, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    if settings.get().quick:
+        raise ValueError("reproduce regenerates and checks full-mode results: unset HSAM_QUICK")
+    if args.check:
+        return 0 if reproduce.check(args.check, args.ray, args.scratch) else 1
+    notebooks = reproduce.chapters()
+    if args.chapters:
+        wanted = {pathlib.Path(n).stem for n in args.chapters}
+        unknown = wanted - {nb.stem for nb in notebooks}
+        if unknown:
+            raise ValueError(f"not a chapter notebook in _toc.yml: {sorted(unknown)}")
+        notebooks = [nb for nb in notebooks if nb.stem in wanted]
+    if not args.no_sweep:
+        failures = sweep.sweep(studies.names(), ray_address=args.ray)
+        if failures:
+            print(f"{len(failures)} runs failed; the chapters were not re-executed")
+            return 1
+    for notebook in notebooks:
+        print(f"=== {notebook} (full mode)", flush=True)
+        print(f"=== {notebook} done in {reproduce.execute(notebook):.0f} s", flush=True)
+    print("Now check and commit: python -m pytest tests/test_book.py && git add book")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m hsam_core", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("studies", help="list every study of the book")
+    ray = dict(nargs="?", const="local", metavar="ADDRESS", help="a local Ray, or a cluster")
+
+    run = commands.add_parser("sweep", help="train the runs of studies the store lacks")
+    run.add_argument("studies", nargs="+", metavar="STUDY", help="study names, or 'all'")
+    run.add_argument("--ray", **ray)
+    run.add_argument("--gpu-fraction", type=float, metavar="F", help="GPUs per run on Ray")
+    run.add_argument("--only", nargs="+", metavar="LABEL", help="only these configurations")
+    run.add_argument("--epochs", type=int, help="this many epochs instead of the study's")
+
+    tables = commands.add_parser("tables", help="print studies' tables from the store")
+    tables.add_argument("studies", nargs="+", metavar="STUDY")
+
+    commands.add_parser("check", help="check the results store (schema, keys, specs)")
+
+    again = commands.add_parser("reproduce", help="sweep every study, re-execute the chapters")
+    again.add_argument("--ray", **ray)
+    again.add_argument("--check", nargs="+", metavar="STUDY", help="re-train, compare, only")
+    again.add_argument("--scratch", type=pathlib.Path, metavar="DIR", help="--check's folder")
+    again.add_argument("--no-sweep", action="store_true", help="re-execute the chapters only")
+    again.add_argument("--chapters", nargs="+", metavar="NAME", help="only these chapters")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.command == "studies":
+        for name in studies.names():
+            study = studies.get(name)
+            print(f"{name:<28} {study.task:<20} {len(study.configs):>3} configurations")
+        return 0
+    handler = {"sweep": _sweep, "tables": _tables, "check": _check, "reproduce": _reproduce}
+    try:
+        return handler[args.command](args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        cli.error(str(err))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""What a chapter calls to show a study: its rows from the results store, its θ paths, a fit.
+
+A chapter reads; it never trains the book's grids and never writes the committed store. In
+quick mode (CI) the store is a scratch folder, and :func:`results` trains what it lacks into it,
+so that every chapter still exercises the training code; in full mode a run missing from the
+store is an error that names the command that trains it::
+
+    from hsam_core import report
+    rows = report.results("pendulum")          # one row per run × seed
+    paths = report.paths("pendulum")           # θ against epoch, per run × seed
+    fit = report.fit("pendulum", "ASAM (nn)", rho=1.0)   # the trained ensemble and history
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import experiments, settings, store, studies, sweep
+from .studies import Study
+
+
+def _study(study: Study | str) -> Study:
+    return studies.get(study) if isinstance(study, str) else study
+
+
+def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
+    """The store's rows of every run of ``study`` (one per run × seed), in the order of its
+    configurations, with ``selected = 0`` (a choice of ρ is the reader's: see
+    :func:`hsam_core.experiments.select_by_validation`).
+
+    ``missing`` says what to do with a run that is not in the store: ``"error"`` raises
+    ``KeyError`` naming the runs and the command that trains them (the default in full mode);
+    ``"train"`` trains them now into the store (the default in quick mode, whose store is a
+    scratch folder); ``"skip"`` leaves them out and lists them in
+    ``DataFrame.attrs["missing"]``."""
+    study = _study(study)
+    if missing is None:
+        missing = "train" if settings.get().quick else "error"
+    if missing not in ("error", "train", "skip"):
+        raise ValueError(f"missing must be 'error', 'train' or 'skip', got {missing!r}")
+    keys = [study.key(c) for c in study.configs]
+    stored = store.read(study.task)
+    have = set(stored.key) if len(stored) else set()
+    absent = [c for c, k in zip(study.configs, keys) if k not in have]
+    if absent and missing == "train":
+        failures = sweep.sweep([study.only([c.label for c in absent])])
+        if failures:
+            raise RuntimeError(f"{len(failures)} runs of {study.name} failed: {failures[0].error}")
+        return results(study, missing="error")
+    if absent and missing == "error":
+        labels = [f"{c.label} rho={c.method.rho:g}" for c in absent]
+        raise KeyError(
+            f"{len(absent)} of {len(keys)} runs of study {study.name!r} are not in the store "
+            f"{store.folder()}: {labels}; train them with: python -m hsam_core sweep {study.name}"
+        )
+    present = [k for k in keys if k in have]
+    rows = store.lookup(present, study.task) if present else stored.iloc[:0]
+    rows = rows.assign(selected=0)
+    rows.attrs["missing"] = [c.label for c in absent]
+    return rows
+
+
+def paths(study: Study | str) -> pd.DataFrame:
+    """θ against epoch of every run of ``study`` that the store has paths for (runs imported
+    from the book's earlier tables have none): ``key``, ``method``, ``rho``, ``seed``,
+    ``epoch``, ``theta_<name>``."""
+    study = _study(study)
+    rows = results(study, missing="skip")
+    table = store.read_paths(study.task)
+    if not len(table):
+        return table
+    labels = rows.drop_duplicates("key").set_index("key")[["method", "rho"]]
+    table = table[table.key.isin(labels.index)]
+    return table.join(labels, on="key")
+
+
+def config(study: Study | str, label: str, rho: float | None = None) -> experiments.Config:
+    """The configuration of ``study`` labelled ``label`` (at ``rho`` when several are)."""
+    study = _study(study)
+    found = [c for c in study.configs if c.label == label and rho in (None, c.method.rho)]
+    if len(found) != 1:
+        have = [(c.label, c.method.rho) for c in study.configs]
+        raise ValueError(f"{study.name}: {len(found)} configurations {label!r} rho={rho}: {have}")
+    return found[0]
+
+
+def fit(study: Study | str, label: str, rho: float | None = None) -> experiments.Result:
+    """The trained ensemble, history and rows of one configuration of ``study``: loaded from
+    the local cache of weights, or trained again when the cache lacks them (minutes to an hour
+    in full mode; a figure that shows a trained network needs its weights)."""
+    study = _study(study)
+    c = config(study, label, rho)
+    return experiments.run(
+        study.build_task(),
+        c.method,
+        study.seeds,
+        model=c.model,
+        model_label=c.model_label,
+        **study.training,
+    )
