@@ -28,7 +28,7 @@ from .experiments import summarize
 def _sweep(args: argparse.Namespace) -> int:
     failures = sweep.sweep(args.studies, args.only, args.epochs, args.ray, args.gpu_fraction)
     for failure in failures:
-        print(f"\nFAILED {failure.job.study} {failure.job.label}:\n{failure.details}")
+        print(f"\nFAILED {failure.job.study.name} {failure.job.label}:\n{failure.details}")
     return 1 if failures else 0
 
 

@@ -13,6 +13,9 @@ store is an error that names the command that trains it::
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pandas as pd
 
 from . import experiments, settings, store, studies, sweep
@@ -98,3 +101,56 @@ def fit(study: Study | str, label: str, rho: float | None = None) -> experiments
         model_label=c.model_label,
         **study.training,
     )
+
+
+def method_name(row: pd.Series | dict) -> str:
+    """The name of a store row's method, whatever its setting and network — ``ERM``, ``L2``,
+    ``APHYNITY``, ``orthogonality``, ``SAM (nn)``, ``ASAM (nn)``, ``SAM (all)`` … — read from its
+    structured fields (``kind``, ``regularizer``, ``adaptive``, ``perturb``, ``every``), never
+    from its label."""
+    if row["kind"] == "erm":
+        return "ERM"
+    if row["kind"] == "regularized":
+        return str(row["regularizer"])
+    name = ("ASAM" if row["adaptive"] else "SAM") + f" ({row['perturb']})"
+    return name if int(row["every"]) == 1 else f"Look{name} k={int(row['every'])}"
+
+
+def architecture(row: pd.Series | dict) -> str:
+    """The pendulum network of a store row (section 5c): its model's ``architecture``, or
+    ``additive`` (the task's own model)."""
+    model = row["model"]
+    if not isinstance(model, str) or not model:
+        return "additive"
+    return json.loads(model).get("architecture", "additive")
+
+
+def with_names(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``trained_with`` (:func:`method_name`), ``architecture``
+    (:func:`architecture`) and ``setting`` (the value a retuning grid varies: the
+    regularizer's strength, else ρ; NaN for ERM)."""
+    rows = rows.copy()
+    rows["trained_with"] = [method_name(r) for _, r in rows.iterrows()]
+    rows["architecture"] = [architecture(r) for _, r in rows.iterrows()]
+    setting = rows["strength"].where(rows["kind"] == "regularized", rows["rho"])
+    rows["setting"] = setting.where(rows["kind"] != "erm")
+    return rows
+
+
+def retuned(rows: pd.DataFrame, grids: dict, within_spread: bool = False) -> pd.DataFrame:
+    """The rows, per network and retuned method, of the grid value that the book's rule picks
+    (:func:`~hsam_core.experiments.select_by_validation`, which never sees θ; ``within_spread``
+    as there), for every network whose grid — ``grids[method]``, the values of ``setting`` — the
+    rows hold whole; a network with a missing grid value has no row. ``rows`` needs
+    ``architecture``, ``trained_with``, ``setting``, ``val_mse`` and one row per seed."""
+    picked = []
+    retunable = rows[rows.trained_with.isin(list(grids))]
+    for (_, name), group in retunable.groupby(["architecture", "trained_with"], sort=False):
+        values = sorted(group.setting.unique())
+        if len(values) != len(grids[name]) or not np.allclose(values, sorted(grids[name])):
+            continue
+        rule = experiments.select_by_validation(
+            group.assign(method=name, rho=group.setting), within_spread
+        )
+        picked.append(group[rule.selected == 1])
+    return pd.concat(picked) if picked else rows.iloc[:0]

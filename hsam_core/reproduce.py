@@ -129,7 +129,7 @@ def check(
     studies = sweep.resolve(names)
     _, stored = sweep.plan(studies)
     keys = {job.key for job in stored}
-    absent = [f"{j.study}: {j.label} rho={j.rho:g}" for j in sweep.plan(studies)[0]]
+    absent = [f"{j.study.name}: {j.label} rho={j.rho:g}" for j in sweep.plan(studies)[0]]
     if absent:
         raise ValueError(f"not in the committed store {committed.store}: {absent}")
     scratch = scratch or pathlib.Path(tempfile.mkdtemp(prefix="hsam-check-"))

@@ -35,7 +35,7 @@ class Job:
     """One run of a study: its configuration's place in the study, its key and where its
     weights are cached."""
 
-    study: str
+    study: Study
     index: int  # position in the study's configurations
     label: str  # the configuration's name in the results table
     rho: float
@@ -80,7 +80,7 @@ def plan(
             key = experiments.run_key(spec)
             path = settings.get().cache / "runs" / f"{task.name}-{key}.pt"
             i = index[config.label, config.method.rho]
-            jobs.append(Job(study.name, i, config.label, config.method.rho, spec, key, path))
+            jobs.append(Job(study, i, config.label, config.method.rho, spec, key, path))
     stored = store.read_specs()
     done = [job for job in jobs if job.key in stored]
     return [job for job in jobs if job.key not in stored], done
@@ -97,22 +97,21 @@ def record(job: Job, payload: dict) -> None:
     store.write(job.key, job.spec, rows, paths)
 
 
-def train_job(name: str, index: int, spec: dict, epochs: int | None, quick: bool) -> dict:
-    """Train configuration ``index`` of study ``name`` and return what the cache stores (the
-    unit of work, in this process or on a Ray worker). ``spec`` is the run's specification as
-    the driver computed it: a worker whose code, mode or data differ from the driver's computes
+def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
+    """Train configuration ``index`` of ``study`` and return what the cache stores (the unit of
+    work, in this process or on a Ray worker). ``spec`` is the run's specification as the
+    driver computed it: a worker whose code, mode or data differ from the driver's computes
     another and refuses to train."""
     set_cpu_threads(1)  # tiny models: one thread per configuration, one configuration per core
     if settings.get().quick != quick:
         settings.configure(quick=quick)
-    [study] = resolve([name], epochs)
     config = study.configs[index]
     mine = study.spec(config)
     if mine != spec:
         differ = sorted(k for k in set(mine) | set(spec) if mine.get(k) != spec.get(k))
         raise RuntimeError(
-            f"{name} configuration {index} ({config.label}) differs here from the driver's in "
-            f"{differ}: driver and worker run different code, data or modes"
+            f"{study.name} configuration {index} ({config.label}) differs here from the "
+            f"driver's in {differ}: driver and worker run different code, data or modes"
         )
     device = None if study.device == "any" else torch.device(study.device)
     payload, _ = experiments.train_and_score(
@@ -129,7 +128,7 @@ def train_job(name: str, index: int, spec: dict, epochs: int | None, quick: bool
 def _summary(job: Job, payload: dict) -> str:
     rows = pd.DataFrame(payload["rows"])
     return (
-        f"{job.study:<20} {job.label:<26} rho {job.rho:<5g} "
+        f"{job.study.name:<20} {job.label:<26} rho {job.rho:<5g} "
         f"theta error median {rows.theta_rel_error.median():.4g}  "
         f"seconds/seed {rows.seconds[0]:.0f}"
     )
@@ -174,7 +173,7 @@ def sweep(
             message = f"{type(cause).__name__}: {cause}".splitlines()[0]
             details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             failures.append(Failure(job, message, details))
-            bar.write(f"FAILED {job.study} {job.label} rho {job.rho:g}: {message}")
+            bar.write(f"FAILED {job.study.name} {job.label} rho {job.rho:g}: {message}")
         bar.update()
 
     quick = settings.get().quick
@@ -182,13 +181,13 @@ def sweep(
         if ray_address is None:
             for job in todo:
                 try:
-                    payload = train_job(job.study, job.index, job.spec, epochs, quick)
+                    payload = train_job(job.study, job.index, job.spec, quick)
                 except Exception as error:  # noqa: BLE001 - reported, and the sweep goes on
                     finished(job, None, error)
                 else:
                     finished(job, payload, None)
         else:
-            _sweep_on_ray(todo, epochs, quick, ray_address, gpu_fraction, finished)
+            _sweep_on_ray(todo, quick, ray_address, gpu_fraction, finished)
     finally:
         bar.close()
     return failures
@@ -196,7 +195,6 @@ def sweep(
 
 def _sweep_on_ray(
     todo: Sequence[Job],
-    epochs: int | None,
     quick: bool,
     address: str,
     gpu_fraction: float | None,
@@ -223,7 +221,7 @@ def _sweep_on_ray(
             max_retries=0,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
-        pending = {remote.remote(j.study, j.index, j.spec, epochs, quick): j for j in todo}
+        pending = {remote.remote(j.study, j.index, j.spec, quick): j for j in todo}
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ref)

@@ -1,93 +1,89 @@
-"""The architecture study (chapter 5c): its networks, and that it shares the cached results of
-chapters 3 and 5 instead of training them again. Each test runs in a second or two."""
+"""The architecture study (section 5c): its networks, and that it shares the runs of chapters 3
+and 5 instead of training them again. Each test runs in a second or two."""
 
 import pandas as pd
 import pytest
 import torch
 
-from hsam_core import sweep
-from hsam_core.systems import pendulum, pendulum_architectures, pendulum_greybox
-from hsam_core.systems import pendulum_networks as networks
+from hsam_core import report, studies
+from hsam_core.systems import pendulum
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_every_network_starts_from_the_same_physics_with_a_silent_network():
     x = torch.randn(7, 2)
-    for architecture in networks.ARCHITECTURES:
-        model = networks.make_hybrid(architecture, hidden=8)
+    for architecture in pendulum.ARCHITECTURES:
+        model = pendulum.make_hybrid(hidden=8, architecture=architecture)
         phys, net = model(x)
         torch.testing.assert_close(phys, pendulum.FrictionlessPendulum()(x))
         assert torch.all(net == 0), architecture  # zero-initialised last layer
         assert set(model.theta()) == {"omega2"}
-    linear = [
-        m for m in networks.make_hybrid("deeper", 8).modules() if isinstance(m, torch.nn.Linear)
-    ]
+    deeper = pendulum.make_hybrid(8, architecture="deeper")
+    linear = [m for m in deeper.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.in_features for m in linear] == [2, 8, 8, 8]
-    silu = networks.make_hybrid("SiLU", 8)
+    greybox = pendulum.make_hybrid(8, architecture="grey-box")
+    assert [m.in_features for m in greybox.modules() if isinstance(m, torch.nn.Linear)][0] == 5
+    silu = pendulum.make_hybrid(8, architecture="SiLU")
     assert any(isinstance(m, torch.nn.SiLU) for m in silu.modules())
     assert not any(isinstance(m, torch.nn.ReLU) for m in silu.modules())
 
 
 def test_an_unknown_network_is_named_in_the_error():
     with pytest.raises(ValueError, match="'wider'.*additive"):
-        networks.make_hybrid("wider")
-    with pytest.raises(ValueError, match="'wider'"):
-        networks.model_factory("wider")
+        pendulum.make_hybrid(architecture="wider")
 
 
 def test_study_runs_every_method_on_every_network_once_and_each_grid_whole():
-    entries = pendulum_architectures.study()
-    untuned = [(e.architecture, e.method) for e in entries if e.untuned]
-    methods = [m.label for m in pendulum_architectures.untuned_methods()]
-    assert sorted(untuned) == sorted((a, m) for a in networks.ARCHITECTURES for m in methods)
-    assert all(e.untuned for e in entries[: len(untuned)])  # the untuned half runs first
-    for architecture in networks.ARCHITECTURES:
-        for name, values in pendulum_architectures.RETUNE.items():
-            settings = [
-                pendulum_architectures.setting(e.config.method)
-                for e in entries
-                if e.architecture == architecture and e.method == name
+    study = studies.get("pendulum_architectures")
+    rows = report.with_names(
+        pd.DataFrame(
+            [
+                {
+                    "kind": c.method.kind,
+                    "regularizer": c.method.regularizer.name if c.method.regularizer else "",
+                    "strength": c.method.regularizer.params().get("weight", float("nan"))
+                    if c.method.regularizer
+                    else float("nan"),
+                    "rho": c.method.rho,
+                    "adaptive": c.method.adaptive,
+                    "perturb": c.method.perturb,
+                    "every": c.method.every,
+                    "model": "" if c.model is None else __import__("json").dumps(c.model),
+                }
+                for c in study.configs
             ]
-            assert sorted(settings) == list(values), (architecture, name)
-    keys = [(e.config.label, e.config.method.rho) for e in entries]
-    assert len(set(keys)) == len(keys) == 40  # one table key per configuration
-
-
-def test_study_shares_the_cache_of_chapters_3_and_5(tmp_path):
-    todo, _ = sweep.plan(["pendulum_architectures"], folder=tmp_path)
-    shared, _ = sweep.plan(["pendulum", "pendulum_greybox"], folder=tmp_path)
-    shared_paths = {job.path for job in shared}
-    reused = {(job.label, job.rho) for job in todo if job.path in shared_paths}
-    ran = {(c.label, c.method.rho) for c in pendulum.grid() + pendulum_greybox.grid()}
-    study = {(e.config.label, e.config.method.rho) for e in pendulum_architectures.study()}
-    # the six methods on the additive network and the points of SAM's retuning grid that
-    # chapter 5's grid has (full mode; its quick grid has one ρ), ERM / L2 / APHYNITY on the
-    # grey-box one
-    assert reused == ran & study
-    untuned = {("ERM", 0.0), ("L2", 0.0), ("APHYNITY", 0.0), ("orthogonality", 0.0)}
-    untuned |= {("SAM (nn)", 0.1), ("ASAM (nn)", 1.0)}
-    greybox = {(f"{m} [grey-box]", 0.0) for m in ("ERM", "L2", "APHYNITY")}
-    retuning = {("SAM (nn)", rho) for rho in pendulum_architectures.RETUNE["SAM (nn)"]} & ran
-    assert reused == untuned | greybox | retuning
-
-
-def test_merge_replaces_what_is_new_keeps_the_rest_and_refuses_strangers():
-    labels = [(e.config.label, e.config.method.rho) for e in pendulum_architectures.study()]
-
-    def table(configs, value):
-        return pd.DataFrame(
-            [{"method": m, "rho": r, "seed": s, "value": value} for m, r in configs for s in (0, 1)]
         )
+    )
+    untuned = rows.iloc[:24]
+    names = ["ERM", "L2", "APHYNITY", "orthogonality", "SAM (nn)", "ASAM (nn)"]
+    assert sorted(zip(untuned.architecture, untuned.trained_with)) == sorted(
+        (a, m) for a in pendulum.ARCHITECTURES for m in names
+    )
+    for architecture in pendulum.ARCHITECTURES:
+        for name, values in studies.RETUNE.items():
+            mine = rows[(rows.architecture == architecture) & (rows.trained_with == name)]
+            assert sorted(mine.setting) == list(values), (architecture, name)
+    assert len(study.configs) == 40
 
-    committed = table(labels[:3], "old")
-    new = table(labels[2:4], "new")
-    merged = pendulum_architectures.merge(committed, new)
-    assert list(dict.fromkeys(zip(merged.method, merged.rho))) == labels[:4]  # study order
-    assert (merged.value == ["old"] * 4 + ["new"] * 4).all()
-    assert len(pendulum_architectures.merge(merged, new)) == 8  # idempotent
-    with pytest.raises(ValueError, match="not in the study"):
-        pendulum_architectures.merge(committed, table([("ERM [wider]", 0.0)], "new"))
+
+def test_study_shares_the_runs_of_chapters_3_and_5():
+    """A configuration of the study that chapter 5's or chapter 3's grid ran has the same key:
+    it is one run, in one row of the store."""
+    arch = studies.get("pendulum_architectures")
+    shared = {}
+    for name in ("pendulum", "pendulum_greybox"):
+        study = studies.get(name)
+        shared.update({study.key(c): (c.label, c.method.rho) for c in study.configs})
+    reused = {shared[arch.key(c)] for c in arch.configs if arch.key(c) in shared}
+    # the untuned methods on the additive network, SAM's retuning grid, and ERM, APHYNITY and
+    # L2 on the grey-box network — wherever chapter 5's grid (in this mode) has them
+    expected = {("ERM", 0.0), ("L2", 0.0), ("APHYNITY", 0.0), ("orthogonality", 0.0)}
+    expected |= {("SAM (nn)", 0.03), ("SAM (nn)", 0.1), ("SAM (nn)", 0.3), ("ASAM (nn)", 1.0)}
+    expected |= {("ERM [grey-box]", 0.0), ("APHYNITY [grey-box]", 0.0), ("L2 [grey-box]", 0.0)}
+    expected &= set(shared.values())
+    assert len(expected) >= 9
+    assert reused == expected
 
 
 def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
@@ -112,24 +108,18 @@ def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
         + rows("SiLU", "SAM (nn)", [0.03, 0.1], [1.0, 2.0])  # grid not whole: no pick
         + rows("SiLU", "ERM", [float("nan")], [1.0])  # not retuned
     )
-    picked = pendulum_architectures.retuned(table)
+    picked = report.retuned(table, studies.RETUNE)
     choice = picked.groupby(["architecture", "trained_with"]).setting.agg(["first", "size"])
     assert choice.to_dict("index") == {
         ("deeper", "L2"): {"first": 1e-3, "size": 5},
         ("deeper", "SAM (nn)"): {"first": 0.3, "size": 5},
         ("SiLU", "L2"): {"first": 1e-4, "size": 5},
     }
-    assert pendulum_architectures.retuned(table[table.trained_with == "ERM"]).empty
+    assert report.retuned(table[table.trained_with == "ERM"], studies.RETUNE).empty
     # within the seeds' spread (IQR 2e-3) of the best: the largest such value
-    wide = pendulum_architectures.retuned(table, within_spread=True)
+    wide = report.retuned(table, studies.RETUNE, within_spread=True)
     assert wide.groupby(["architecture", "trained_with"]).setting.first().to_dict() == {
         ("deeper", "L2"): 1e-3,
         ("deeper", "SAM (nn)"): 0.3,
         ("SiLU", "L2"): 1e-3,
     }
-
-
-def test_collect_refuses_quick_mode(monkeypatch):
-    monkeypatch.setenv("HSAM_QUICK", "1")
-    with pytest.raises(RuntimeError, match="full-mode"):
-        pendulum_architectures.collect()

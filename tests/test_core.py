@@ -1,15 +1,6 @@
 """Hybrid models, data, the training loop, metrics and the pendulum system."""
 
-import ast
-import glob
-import hashlib
-import inspect
 import math
-import os
-import pathlib
-import shutil
-import subprocess
-import textwrap
 
 import pytest
 import torch
@@ -84,9 +75,9 @@ def test_looksam_method_builds_looksam_and_keys_its_settings():
     opt = hc.make_optimizer(model, method)
     assert isinstance(opt, hc.LookSAM) and (opt.k, opt.alpha, opt.member_dim) == (5, 0.5, 0)
     assert type(hc.make_optimizer(model, hc.Method.sam(0.1))) is hc.SAM
-    # the cache key tells LookSAM settings apart, and leaves SAM's description as it was
+    # the run's key tells LookSAM settings apart
     assert describe(method) != describe(hc.Method.looksam(0.1, every=10, alpha=0.5))
-    assert "every" not in describe(hc.Method.sam(0.1))
+    assert describe(hc.Method.sam(0.1))["every"] == 1
     labels = {hc.Method.looksam(0.1, every=k, alpha=a).label for k in (5, 10) for a in (0, 0.7)}
     assert len(labels) == 4
     with pytest.raises(ValueError, match="needs rho > 0"):
@@ -199,7 +190,7 @@ def _toy_task(n_train: int = 1, **extra):
         train=pendulum.make_data("train", n_train).windows(5),
         val=pendulum.make_data("val", 1),
         test=pendulum.make_data("test", 1),
-        make_model=lambda: pendulum.make_hybrid(hidden=8),
+        make_model=lambda **model: pendulum.make_hybrid(**{"hidden": 8, **model}),
         truth=pendulum.TRUTH,
         **extra,
     )
@@ -207,7 +198,7 @@ def _toy_task(n_train: int = 1, **extra):
 
 def test_curvature_metrics_on_a_subset_of_the_training_data():
     """``Task.curvature_samples = n`` scores sharpness on the first n training samples only, and
-    enters the cache key (a task without it keeps its old key)."""
+    enters the run's key."""
     from hsam_core import experiments as ex
 
     def make_task(n):
@@ -220,7 +211,8 @@ def test_curvature_metrics_on_a_subset_of_the_training_data():
     expected = hc.sharpness_ascent(result.model, head, ex.SHARPNESS_RHO)
     assert result.rows.sharpness[0] == pytest.approx(float(expected[0]), rel=1e-5)
     keys = [
-        ex._key(ex._key_inputs(make_task(n), hc.Method.erm(), [0], {}, None)) for n in (None, 7, 8)
+        ex.run_key(ex._key_inputs(make_task(n), hc.Method.erm(), [0], {}, None))
+        for n in (None, 7, 8)
     ]
     assert len(set(keys)) == 3
 
@@ -250,7 +242,7 @@ def test_run_grid_flags_whether_theta_settled():
     from hsam_core import experiments as ex
 
     task = _toy_task()
-    nn_only = lambda: pendulum.make_hybrid(hidden=8, physics="none")  # noqa: E731
+    nn_only = {"physics": "none"}
     grid = [ex.Config(hc.Method.erm()), ex.Config(hc.Method.erm(), nn_only, "NN only")]
     training = dict(epochs=5, batch_size=16, cache=False)
     moving = ex.run_grid(task, grid, [0, 1], converged=True, **training)
@@ -285,16 +277,17 @@ def test_theta_history_records_every_epoch_for_identity_maps():
     torch.testing.assert_close(a[-1], model.theta()["a"].detach())
 
 
-def test_sweep_cli_refuses_an_unknown_method_label(monkeypatch, capsys, one_thread):
-    from hsam_core import experiments
+def test_the_command_line_refuses_an_unknown_study_or_label(capsys):
+    from hsam_core.__main__ import main
 
-    monkeypatch.setattr(
-        "sys.argv", ["experiments", "pendulum_cost", "--methods", "SAM (nn)", "SAM (typo)"]
-    )
     with pytest.raises(SystemExit):
-        experiments.main()
+        main(["sweep", "pendulum_cost", "--only", "SAM (nn)", "SAM (typo)"])
     err = capsys.readouterr().err
     assert "SAM (typo)" in err and "LookSAM (nn) k=5" in err
+    with pytest.raises(SystemExit):
+        main(["tables", "pendulm"])
+    assert "no study 'pendulm'" in capsys.readouterr().err
+    assert main(["check"]) == 0  # the scratch store of tests/conftest.py: empty and sound
 
 
 @pytest.mark.parametrize("method", [hc.Method.erm(), hc.Method.sam(0.05)])
@@ -351,42 +344,3 @@ def test_aphynity_points_averages_the_squared_norm_over_grid_points():
         torch.testing.assert_close(reg.objective(model, loss, states), 2 * loss + norm / points)
     with pytest.raises(ValueError, match="points"):
         hc.Aphynity(points=0)
-
-
-def _python(version: str) -> str | None:
-    """An interpreter of another Python version on this machine (pyenv's or on PATH), or None."""
-    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")))
-    for exe in [*found, shutil.which(f"python{version}")]:
-        if exe and subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
-            return exe
-    return None
-
-
-@pytest.mark.parametrize("version", ["3.12", "3.13"])
-def test_cache_keys_hash_the_same_syntax_under_other_pythons(version):
-    """A results file trained under one Python (a GPU machine's 3.12) must be found under its key
-    by another (this machine's 3.11): hash every hsam_core module under both and compare."""
-    exe = _python(version)
-    if exe is None:
-        pytest.skip(f"no Python {version} on this machine")
-    files = sorted(str(p) for p in pathlib.Path(hc.experiments.__file__).parent.rglob("*.py"))
-    source = textwrap.dedent(inspect.getsource(hc.experiments.syntax_dump))
-    loop = "for f in sys.argv[1:]:\n    print(hashlib.sha256({}(ast.parse(open(f).read())).encode()).hexdigest())"
-    header = "import ast, hashlib, sys\n" + source + "\n"
-
-    def there(dump: str) -> list[str]:
-        script = header + loop.format(dump)
-        return subprocess.run(
-            [exe, "-c", script, *files], capture_output=True, text=True, check=True
-        ).stdout.split()
-
-    here = [
-        hashlib.sha256(
-            hc.experiments.syntax_dump(ast.parse(pathlib.Path(f).read_text())).encode()
-        ).hexdigest()
-        for f in files
-    ]
-    assert there("syntax_dump") == here
-    assert there("ast.dump") != here, (
-        "plain ast.dump agrees across versions: the test lost its teeth"
-    )

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import hsam_core as hc
+from hsam_core import studies
 from hsam_core.experiments import describe
 from hsam_core.identifiability import min_norm_theta
 from hsam_core.systems import duffing
@@ -122,16 +123,17 @@ def test_twin_reuses_chapter_8_data_and_swaps_the_physics():
 
 
 def test_twin_grid_matches_chapter_8_plus_the_control():
-    """The same methods at the same settings as chapter 8 (whose quick grid lacks the control)."""
+    """The same methods at the same settings and seeds as chapter 8, on the twin's task."""
     control = "physics only [complete]"
 
-    def rows(grid):
-        return [(c.model_label, describe(c.method)) for c in grid if c.model_label != control]
+    def rows(study):
+        return [(c.model_label, c.model, describe(c.method)) for c in study.configs]
 
-    grid = twin.grid()
-    assert rows(grid) == rows(duffing.grid())
-    assert grid[-1].model_label == control
-    model = grid[-1].make_model()
+    study, original = studies.get("duffing_identifiable"), studies.get("duffing")
+    assert rows(study) == rows(original) and study.seeds == original.seeds
+    assert study.task == "duffing_identifiable" and original.task == "duffing"
+    assert study.configs[-1].model_label == control
+    model = twin.task(n_train=2, n_val=1, n_test=1, hidden=8).make_model(**study.configs[-1].model)
     assert isinstance(model.physics, duffing.DuffingPhysics) and model.network is None
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import hsam_core as hc
+from hsam_core import chambers
 from hsam_core.experiments import run, settled
-from hsam_core.systems import chambers
 from hsam_core.systems import light_tunnel as lt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -1,23 +1,20 @@
-"""hsam_core.systems.references: the minimum-norm reference of every task, checked against the
+"""hsam_core.references: the minimum-norm reference of every task, checked against the
 figures the chapters state. All seven references take about 10 s on one CPU thread (the
 reaction–diffusion training fields are simulated once, ~5 s, where the data cache lacks them);
 no subsample is used."""
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import hsam_core as hc
-from hsam_core import sweep
+from hsam_core import references as R
+from hsam_core import settings
 from hsam_core.systems import duffing, pendulum, pendulum_images, wind_tunnel
 from hsam_core.systems import duffing_identifiable as twin
 from hsam_core.systems import light_tunnel as lt
 from hsam_core.systems import reaction_diffusion as rd
-from hsam_core.systems import references as R
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -173,14 +170,24 @@ def test_unknown_task_raises_with_the_list():
         R.score("nope", {})
 
 
-def test_references_is_not_a_sweep_system():
-    assert not all(hasattr(R, name) for name in ("task", "grid", "SEEDS", "TRAINING"))
-    assert "references" not in sweep.available_systems()
+def test_systems_hold_tasks_only():
+    """Every module of hsam_core.systems is a task (a task() and a VERSION), and every task of a
+    study is one of them; the references live beside them, not among them."""
+    import pkgutil
+
+    from hsam_core import studies, systems
+
+    modules = [info.name for info in pkgutil.iter_modules(systems.__path__)]
+    for name in modules:
+        module = __import__(f"hsam_core.systems.{name}", fromlist=["task"])
+        assert hasattr(module, "task") and hasattr(module, "VERSION"), name
+    assert {studies.get(n).task for n in studies.names()} <= set(modules)
+    assert "references" not in modules
 
 
-def test_training_splits_are_the_full_mode_tasks(monkeypatch):
+def test_training_splits_are_the_full_mode_tasks():
     # quick mode shrinks several training splits; the references use the full-mode ones
-    monkeypatch.setenv("HSAM_QUICK", "0")
+    settings.configure(quick=False)
     assert pendulum.task().spec["n_train"] == R.TRAINING_SPLIT["pendulum"]["n_train"]
     assert duffing.task().spec["n_train"] == R.TRAINING_SPLIT["duffing"]["n_train"]
     assert twin.task().spec["n_train"] == R.TRAINING_SPLIT["duffing_identifiable"]["n_train"]
@@ -188,11 +195,6 @@ def test_training_splits_are_the_full_mode_tasks(monkeypatch):
     assert images.spec["n_train"] == R.TRAINING_SPLIT["pendulum_images"]["n_train"]
     assert lt.task(n_val=1, n_test=1).spec["n_train"] == R.TRAINING_SPLIT["light_tunnel"]["n_train"]
     assert wind_tunnel.task().spec["n_train"] == R.TRAINING_SPLIT["wind_tunnel"]["n_train"]
-    # reaction–diffusion reads its sizes when imported: ask a fresh full-mode interpreter
-    env = {**os.environ, "HSAM_QUICK": "0", "OMP_NUM_THREADS": "1"}
-    code = "from hsam_core.systems import reaction_diffusion as rd; print(rd.N_TRAIN, rd.HORIZON)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
     split = R.TRAINING_SPLIT["reaction_diffusion"]
-    assert (int(out[0]), float(out[1])) == (split["n_train"], split["horizon"])
+    sizes = rd.sizes()
+    assert (sizes["n_train"], sizes["horizon"]) == (split["n_train"], split["horizon"])

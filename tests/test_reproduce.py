@@ -1,5 +1,5 @@
-"""hsam_core.reproduce: the chapters it re-executes, the CSV each system is checked against, and
-the comparison that decides whether a re-run moved."""
+"""hsam_core.reproduce: the chapters it re-executes, the committed store every study is checked
+against, and the comparison that decides whether a re-run moved."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pathlib
 import pandas as pd
 import pytest
 
-from hsam_core import reproduce, sweep
+from hsam_core import reproduce, settings, store, studies, sweep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -47,8 +47,8 @@ def test_compare_flags_what_moved_and_what_is_missing():
     assert out.loc["ERM", "status"] == "ok" and out.loc["ERM", "identical"]
     assert out.loc["SAM (nn)", "status"] == "ok" and not out.loc["SAM (nn)", "identical"]
     assert out.loc["NN only", "status"] == "MOVED"
-    assert out.loc["ASAM (nn)", "status"] == "not in the committed CSV"
-    assert out.loc["L2", "status"] == "not re-run (not in grid())"
+    assert out.loc["ASAM (nn)", "status"] == "not in the committed store"
+    assert out.loc["L2", "status"] == "not re-run"
     # a deterministic fit (every seed equal) is not flagged for rounding, but is for more
     assert out.loc["physics only", "status"] == "ok"
     moved = COMMITTED.assign(theta_rel_error=COMMITTED.theta_rel_error * 1.01)
@@ -61,12 +61,28 @@ def test_compare_names_a_missing_column():
         reproduce.compare(COMMITTED.drop(columns="test_mse"), COMMITTED)
 
 
-def test_every_system_with_a_grid_has_a_committed_csv_to_check_against():
-    folder = ROOT / "book" / "results"
-    missing = [
-        s for s in sweep.available_systems() if not reproduce.results_csv(s, folder).is_file()
-    ]
-    assert missing == []
+# The runs of the book's studies that the committed store lacks, and why: the book's tables
+# before the store did not hold them (chapter 2's toy and 5b's LookSAM runs were written as
+# tables of their own; the long twin's regularizers were never trained).
+NOT_STORED = {
+    "failure_case": {"ERM"},
+    "pendulum_cost": {"LookSAM (nn) k=5", "LookASAM (nn) k=5", "LookSAM (nn) k=10", "LookSAM (nn) k=5 α=0"},
+    "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
+}
+
+
+def test_the_committed_store_is_sound_and_holds_every_run_but_the_known_gaps():
+    """Every run of every study (full mode), looked up under the key this machine computes,
+    is in the committed store — except the gaps listed above; and the store passes its check."""
+    book = settings.BOOK_STORE
+    assert store.check(book) == []
+    settings.configure(quick=False, store=book)
+    missing = {}
+    for name in studies.names():
+        todo, _ = sweep.plan([name])
+        if todo:
+            missing[name] = {job.label for job in todo}
+    assert missing == NOT_STORED
 
 
 def test_chapters_are_the_toc_notebooks_in_reading_order():

@@ -1,120 +1,147 @@
-"""Sweeps (hsam_core.sweep): in this process and on a local Ray they cache the same rows, skip
-what is cached, and report a failed configuration while the others go on."""
+"""Sweeps (hsam_core.sweep): in this process and on a local Ray they store the same rows, skip
+what is stored, and report a failed run while the others go on. Every test works on the scratch
+store and cache of tests/conftest.py."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
-from hsam_core import experiments, sweep
+from hsam_core import Method, experiments, report, settings, store, sweep
+from hsam_core.experiments import Config
+from hsam_core.studies import Study
 
-SYSTEM, METHODS, EPOCHS = "pendulum", ["ERM", "SAM (nn)"], 2
+# A small pendulum study: two configurations, two seeds, two epochs, a small network.
+STUDY = Study(
+    "tiny",
+    "pendulum",
+    (Config(Method.erm()), Config(Method.sam(0.1))),
+    (0, 1),
+    dict(epochs=2, batch_size=50),
+    task_params=dict(n_train=3, n_val=2, n_test=2, hidden=8),
+)
+LABELS, EPOCHS = ["ERM", "SAM (nn)"], None
 
 
-@pytest.fixture
-def fresh():
-    """Systems built anew for each test. The mode is the process's (CI: quick): the systems'
-    settings are read when their modules are imported, so a test must not switch it."""
-    sweep.load_system.cache_clear()
-    yield
-    sweep.load_system.cache_clear()
-
-
-def untimed(rows: list[dict]) -> list[dict]:
+def untimed(rows) -> list[dict]:
     """Result rows without the timing column (the only one two runs may differ in)."""
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
-def cached_rows(folder) -> dict[str, list[dict]]:
-    """Every cached result of ``folder``, by file name, without the timing column."""
-    return {
-        path.name: untimed(torch.load(path, weights_only=False)["rows"])
-        for path in sorted(folder.glob("*.pt"))
-    }
+def stored_rows() -> pd.DataFrame:
+    """The store's rows of the pendulum, sorted, without the timing column."""
+    table = store.read("pendulum").drop(columns="seconds")
+    return table.sort_values(["key", "seed"], ignore_index=True)
 
 
-def test_ray_sweep_caches_exactly_the_rows_of_the_in_process_sweep(tmp_path, fresh, one_thread):
+def test_ray_sweep_stores_exactly_the_rows_of_the_in_process_sweep(tmp_path, one_thread):
     import ray  # in requirements.txt, for this test
 
-    failures = sweep.sweep([SYSTEM], METHODS, EPOCHS, folder=tmp_path / "local")
-    assert failures == []
+    assert sweep.sweep([STUDY], LABELS, EPOCHS) == []
+    local = stored_rows()
+    settings.configure(store=tmp_path / "ray-store", cache=tmp_path / "ray-cache")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        failures = sweep.sweep(
-            [SYSTEM], METHODS, EPOCHS, ray_address="local", folder=tmp_path / "ray"
-        )
+        failures = sweep.sweep([STUDY], LABELS, EPOCHS, ray_address="local")
     finally:
         ray.shutdown()
     assert failures == []
-    local, remote = cached_rows(tmp_path / "local"), cached_rows(tmp_path / "ray")
-    assert len(local) == 2 and set(remote) == set(local)  # same configurations, same cache keys
-    assert remote == local
+    remote = stored_rows()
+    assert len(local) == 2 * len(STUDY.seeds)
+    pd.testing.assert_frame_equal(remote, local)  # same runs, same keys, same numbers
 
 
-def test_a_rerun_trains_only_what_is_not_cached(tmp_path, fresh, one_thread):
-    folder = tmp_path / "cache"
-    sweep.sweep([SYSTEM], ["ERM"], EPOCHS, folder=folder)
-    todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, folder)
-    assert [j.label for j in cached] == ["ERM"] and [j.label for j in todo] == ["SAM (nn)"]
+def test_a_rerun_trains_only_what_is_not_stored(one_thread):
+    sweep.sweep([STUDY], ["ERM"], EPOCHS)
+    todo, done = sweep.plan([STUDY], LABELS, EPOCHS)
+    assert [j.label for j in done] == ["ERM"] and [j.label for j in todo] == ["SAM (nn)"]
+    assert store.check() == []
 
 
-def test_a_failed_configuration_is_reported_and_the_others_are_cached(
-    tmp_path, fresh, one_thread, monkeypatch
+def test_a_run_in_the_cache_only_is_written_into_the_store_without_training(
+    one_thread, monkeypatch
 ):
+    sweep.sweep([STUDY], ["ERM"], EPOCHS)
+    [job] = sweep.plan([STUDY], ["ERM"], EPOCHS)[1]
+    for path in settings.get().store.iterdir():  # the store is lost, the cache is not
+        path.unlink()
+
+    def no_training(*args):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(sweep, "train_job", no_training)
+    assert sweep.sweep([STUDY], ["ERM"], EPOCHS) == []
+    assert set(store.read("pendulum").key) == {job.key}
+
+
+def test_a_failed_run_is_reported_and_the_others_are_stored(one_thread, monkeypatch):
     train = sweep.train_job
 
-    def flaky(system, index, key, epochs):
-        if key["method"]["label"] == "ERM":
+    def flaky(study, index, spec, quick):
+        if spec["method"]["label"] == "ERM":
             raise FloatingPointError("loss is NaN at epoch 1")
-        return train(system, index, key, epochs)
+        return train(study, index, spec, quick)
 
     monkeypatch.setattr(sweep, "train_job", flaky)
-    failures = sweep.sweep([SYSTEM], METHODS, EPOCHS, folder=tmp_path)
+    failures = sweep.sweep([STUDY], LABELS, EPOCHS)
     assert [(f.job.label, f.error) for f in failures] == [
         ("ERM", "FloatingPointError: loss is NaN at epoch 1")
     ]
     assert "flaky" in failures[0].details  # the traceback comes with it
-    todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, tmp_path)
-    assert [j.label for j in cached] == ["SAM (nn)"] and [j.label for j in todo] == ["ERM"]
+    todo, done = sweep.plan([STUDY], LABELS, EPOCHS)
+    assert [j.label for j in done] == ["SAM (nn)"] and [j.label for j in todo] == ["ERM"]
 
 
-def test_a_worker_that_builds_another_configuration_refuses_to_train(fresh, one_thread):
-    """A worker whose code or mode differs from the driver's computes another cache key."""
-    todo, cached = sweep.plan([SYSTEM], ["ERM"], EPOCHS)
-    [job] = todo + cached
-    other = {**job.key, "seeds": [*job.key["seeds"], 99]}
+def test_a_worker_that_builds_another_run_refuses_to_train(one_thread):
+    """A worker whose code, data or mode differs from the driver's computes another spec."""
+    [job] = sum(sweep.plan([STUDY], ["ERM"], EPOCHS), [])
+    other = {**job.spec, "seeds": [*job.spec["seeds"], 99]}
     with pytest.raises(RuntimeError, match=r"differs here from the driver's in \['seeds'\]"):
-        sweep.train_job(job.system, job.index, other, EPOCHS)
+        sweep.train_job(job.study, job.index, other, settings.get().quick)
 
 
-def test_unknown_systems_and_labels_are_named(fresh):
-    with pytest.raises(ValueError, match="no system 'pendulm'.*'pendulum'"):
+def test_unknown_studies_and_labels_are_named():
+    with pytest.raises(ValueError, match="no study 'pendulm'.*pendulum"):
         sweep.plan(["pendulm"])
     with pytest.raises(ValueError, match=r"SAM \(typo\)"):
-        sweep.plan([SYSTEM], ["SAM (typo)"])
-    assert {"pendulum", "reaction_diffusion", "light_tunnel"} <= set(sweep.available_systems())
+        sweep.plan([STUDY], ["SAM (typo)"])
+    with pytest.raises(ValueError, match="has no configurations"):
+        STUDY.but(configs=())
 
 
-def test_a_sweep_caches_under_the_key_a_chapter_looks_up(tmp_path, fresh, one_thread, monkeypatch):
-    """What a chapter trains through experiments.run lands where the sweep looks (and so the
-    other way round): the two build the same training settings and cache key."""
-    monkeypatch.setattr(experiments, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(experiments, "QUICK_CACHE_DIR", tmp_path)
-    module, task, configs = sweep.load_system(SYSTEM)
-    erm = next(c for c in configs if c.label == "ERM")
-    training = {**module.TRAINING, "epochs": EPOCHS}
-    experiments.run(task, erm.method, module.SEEDS, make_model=erm.make_model, **training)
-    todo, cached = sweep.plan([SYSTEM], METHODS, EPOCHS, tmp_path)
-    assert [j.label for j in cached] == ["ERM"] and [j.label for j in todo] == ["SAM (nn)"]
+def test_a_chapter_reads_what_the_sweep_stored_and_finds_its_cached_fit(one_thread, monkeypatch):
+    """report.results reads the rows the sweep wrote; report.fit finds the weights the sweep
+    cached (the same key), without training."""
+    study = STUDY.only(["ERM"])
+    sweep.sweep([study])
+    rows = report.results(study, missing="error")
+    assert list(rows.method.unique()) == ["ERM"] and len(rows) == len(study.seeds)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(experiments, "train_and_score", no_training)
+    fit = report.fit(study, "ERM")
+    assert fit.rows.theta_rel_error.tolist() == pytest.approx(rows.theta_rel_error.tolist())
+    assert fit.history.theta["omega2"].shape == (study.training["epochs"], len(study.seeds))
 
 
-def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(fresh, one_thread):
+def test_in_full_mode_a_chapter_never_trains_a_missing_run():
+    settings.configure(quick=False, store=settings.get().store, cache=settings.get().cache)
+    with pytest.raises(KeyError, match=r"not in the store.*python -m hsam_core sweep pendulum"):
+        report.results("pendulum")
+    with pytest.raises(KeyError, match=r"not in the store.*sweep tiny"):
+        report.results(STUDY)
+
+
+def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread):
     """experiments.run (a chapter) and sweep.train_job (a sweep) train through train_and_score,
     which flushes subnormal floats to zero: the same configuration gives the same numbers on
     both paths (flushing changes results at float32 rounding, and training amplifies that)."""
-    module, task, configs = sweep.load_system(SYSTEM)
-    erm = next(c for c in configs if c.label == "ERM")
-    training = {**module.TRAINING, "epochs": EPOCHS}
+    study = STUDY
+    erm = next(c for c in study.configs if c.label == "ERM")
+    training = dict(study.training)
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU cannot flush subnormal floats (no SSE3)")
     torch.set_flush_denormal(False)
@@ -122,13 +149,12 @@ def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(fresh, one_thread
     try:
         assert (subnormal * 1.0).item() > 0
         chapter = experiments.run(
-            task, erm.method, module.SEEDS, make_model=erm.make_model, cache=False, **training
+            study.build_task(), erm.method, study.seeds, cache=False, **training
         )
         assert (subnormal * 1.0).item() == 0.0  # run() trained with the flag set
         torch.set_flush_denormal(False)
-        todo, cached = sweep.plan([SYSTEM], ["ERM"], EPOCHS)
-        job = (todo + cached)[0]
-        payload = sweep.train_job(SYSTEM, job.index, job.key, EPOCHS)
+        [job] = sum(sweep.plan([STUDY], ["ERM"], EPOCHS), [])
+        payload = sweep.train_job(STUDY, job.index, job.spec, settings.get().quick)
     finally:
         torch.set_flush_denormal(False)
     assert untimed(payload["rows"]) == untimed(chapter.rows.to_dict("records"))

@@ -4,11 +4,11 @@ seconds on one CPU thread."""
 import math
 import time
 
-import pandas as pd
 import pytest
 import torch
 
 import hsam_core as hc
+from hsam_core import settings, studies
 from hsam_core.systems import duffing, pendulum, pendulum_images, reaction_diffusion
 
 rd = reaction_diffusion
@@ -196,142 +196,79 @@ def test_image_fit_smoke():
 def test_aphynity_convnet_is_its_authors_network_and_trains_in_an_ensemble(tmp_path):
     """APHYNITY's ConvNet: zero padding (a field's border sees zeros, not the opposite border),
     BatchNorm on batch statistics only (no buffers, so an Ensemble accepts it), an output that
-    depends on the batch it is evaluated with, and the grid's two configurations."""
-    from hsam_core.systems import reaction_diffusion_aphynity as ra
-
-    net = ra.AphynityConvNet()
+    depends on the batch it is evaluated with, and the study's two configurations."""
+    net = rd.AphynityConvNet()
     assert all(m.padding_mode == "zeros" for m in net.modules() if isinstance(m, torch.nn.Conv2d))
     assert not any(True for _ in net.buffers())
     x = torch.rand(3, rd.STATE_DIM)
     alone = net(x[:1])
     together = net(x)[:1]
     assert not torch.allclose(alone, together)  # batch statistics: the batch matters
-    model = hc.Ensemble.from_seeds(ra.make_hybrid, [0, 1])
-    task = ra.task(n_train=2, n_val=1, n_test=1, horizon=0.2, cache_dir=tmp_path)
-    history = hc.fit(model, task.train, ra.grid()[1].method, epochs=1, batch_size=2)
+    study = studies.get("reaction_diffusion_aphynity")
+    model = hc.Ensemble.from_seeds(lambda: rd.make_hybrid(**study.configs[1].model), [0, 1])
+    assert isinstance(rd.make_hybrid(**study.configs[1].model).network, rd.AphynityConvNet)
+    task = rd.task(n_train=2, n_val=1, n_test=1, horizon=0.2, cache_dir=tmp_path)
+    history = hc.fit(model, task.train, study.configs[1].method, epochs=1, batch_size=2)
     assert torch.isfinite(history.loss).all()
-    assert [c.model_label for c in ra.grid()] == [
+    assert [c.model_label for c in study.configs] == [
         "ERM [APHYNITY's ConvNet]",
         "APHYNITY [APHYNITY's ConvNet]",
     ]
+    with pytest.raises(ValueError, match="convnet"):
+        rd.make_hybrid(convnet="unet")
 
 
-def test_reaction_diffusion_rho_is_the_rest_of_the_books_grids_under_the_chapters_keys(tmp_path):
-    """The supplement runs exactly the SAM and ASAM radii of the book's grids that chapter 7's
-    grid lacks, each under the cache file a configuration of the chapter's own grid would have
-    (same task, model, seeds and training); its table holds full-mode results only."""
-    from hsam_core import experiments, sweep
-    from hsam_core.systems import reaction_diffusion_rho as rr
+def test_reaction_diffusion_rho_is_the_rest_of_the_books_grids_with_the_chapters_settings():
+    """The extra radii are exactly the SAM and ASAM radii of the book's grids that chapter 7's
+    grid lacks, with its task, seeds and training: the same key a configuration of the chapter's
+    own grid would have."""
+    from hsam_core import experiments
 
-    chapter = {(c.label, c.method.rho) for c in rd.grid()}
-    rest = [(c.label, c.method.rho) for c in rr.grid()]
-    assert not chapter & set(rest) and len(set(rest)) == len(rest)
-    for label, rhos in [("SAM (nn)", experiments.SAM_RHOS), ("ASAM (nn)", experiments.ASAM_RHOS)]:
-        assert {r for m, r in chapter | set(rest) if m == label} == set(rhos)
-    task = rd.task(n_train=2, n_val=1, n_test=1, horizon=0.2, cache_dir=tmp_path)
-    for config in rr.grid():
-        ours = experiments.cache_file(task, config.method, rr.SEEDS, sweep.settings(rr, config))
-        theirs = experiments.cache_file(task, config.method, rd.SEEDS, sweep.settings(rd, config))
-        assert ours == theirs
-    with pytest.raises(RuntimeError, match="full-mode results"):
-        rr.collect()
-
-
-def test_a_gpu_supplement_reads_a_given_cache_and_refuses_results_from_another_device(
-    tmp_path, monkeypatch
-):
-    """duffing_identifiable_gpu writes chapter 8b's network configurations from the cache it is
-    given (under chapter 8b's keys), and a result trained on a CPU there is an error naming the
-    file, not a row of the GPU table."""
-    from hsam_core import sweep
-    from hsam_core.systems import duffing_identifiable as twin
-    from hsam_core.systems import duffing_identifiable_gpu as gpu
-    from hsam_core.systems import supplement
-    from hsam_core.train import History
-
-    assert {"ERM", "SAM (nn)"} <= {c.label for c in gpu.grid()} <= set(gpu.LABELS)
-    assert [(c.label, c.method.rho) for c in gpu.grid()] == [
-        (c.label, c.method.rho) for c in twin.grid() if c.label in gpu.LABELS
-    ]
-    with pytest.raises(RuntimeError, match="full-mode results"):
-        gpu.SUPPLEMENT.collect(tmp_path)
-    monkeypatch.setattr(supplement, "quick_mode", lambda: False)
-    todo, cached = sweep.plan(["duffing_identifiable"], folder=tmp_path)
-    assert cached == [] and gpu.SUPPLEMENT.collect(tmp_path).empty
-    job = next(j for j in todo if j.label == "ERM")
-    theta = {"alpha": torch.ones(10, 2), "beta": torch.ones(10, 2)}
-    history = History(torch.zeros(10, 2), theta, torch.zeros(10, 2), 1.0)
-
-    def save(device):
-        row = {"task": "duffing_identifiable", "method": "ERM", "rho": 0.0, "device": device}
-        payload = {"rows": [{**row, "seed": s, "seconds": 3.0} for s in (0, 1)]}
-        torch.save({**payload, "history": history}, job.path)
-
-    save("cuda")
-    rows = gpu.SUPPLEMENT.write_tables(tmp_path, cache=tmp_path)
-    assert rows.method.tolist() == ["ERM", "ERM"] and rows.converged.tolist() == [1.0, 1.0]
-    assert rows.seconds.isna().all() and (rows.seconds_measured == 3.0).all()
-    assert (rows.theta_drift == 0).all()  # θ constant over the epochs
-    save("cpu")
-    with pytest.raises(ValueError, match=f"{job.path.name}.*cuda results only"):
-        gpu.SUPPLEMENT.collect(tmp_path)
-
-
-def test_the_twins_long_grid_is_chapter_8bs_at_four_times_the_epochs():
-    """duffing_identifiable_long trains chapter 8b's configurations with a network at four times
-    its epochs (twice in quick mode), under the keys chapter 8b's own long runs of ERM and the
-    rule's pick would have; its table holds full-mode results only."""
-    from hsam_core import experiments, sweep
-    from hsam_core.systems import duffing_identifiable as twin
-    from hsam_core.systems import duffing_identifiable_long as long
-
-    assert long.TRAINING == {**twin.TRAINING, "epochs": 2 * twin.TRAINING["epochs"]}  # quick
-    assert [(c.label, c.method.rho) for c in long.grid()] == [
-        (c.label, c.method.rho) for c in twin.grid() if not c.model_label
-    ]
-    task = twin.task(n_train=2, n_val=1, n_test=1)
-    chapter_long = {**twin.TRAINING, "epochs": hc.pick(4, 2) * twin.TRAINING["epochs"]}
-    for config in long.grid():
-        ours = experiments.cache_file(task, config.method, long.SEEDS, sweep.settings(long, config))
-        theirs = experiments.cache_file(
-            task, config.method, twin.SEEDS, experiments.training_settings(**chapter_long)
-        )
-        assert ours == theirs
-    with pytest.raises(RuntimeError, match="full-mode results"):
-        long.collect()
-
-
-def test_the_long_twins_theta_paths_hold_median_and_range_over_seeds_at_sampled_epochs(
-    tmp_path, monkeypatch
-):
-    """duffing_identifiable_long writes, beside its rows, θ against epoch for each cached
-    configuration: epoch 1, every tenth epoch and the last, with the median, minimum and maximum
-    over seeds — the training histories themselves stay in the cache."""
-    from hsam_core import sweep
-    from hsam_core.systems import duffing_identifiable_long as long
-    from hsam_core.systems import supplement
-    from hsam_core.train import History
-
-    monkeypatch.setattr(supplement, "quick_mode", lambda: False)
-    todo, _ = sweep.plan(["duffing_identifiable_long"], folder=tmp_path)
-    job = next(j for j in todo if j.label == "SAM (nn)")
-    epochs = torch.arange(1.0, 26.0)[:, None]  # 25 epochs, three seeds
-    theta = {"alpha": epochs * torch.tensor([1.0, 2.0, 4.0]), "beta": torch.ones(25, 3)}
-    rows = [
-        {"task": "duffing_identifiable", "method": "SAM (nn)", "rho": job.rho, "seed": s}
-        for s in range(3)
-    ]
-    history = History(torch.zeros(25, 3), theta, torch.zeros(25, 3), 1.0)
-    torch.save(
-        {"rows": [{**r, "device": "cpu", "seconds": 1.0} for r in rows], "history": history},
-        job.path,
+    chapter, extra = studies.get("reaction_diffusion"), studies.get("reaction_diffusion_rho")
+    ran = {(c.label, c.method.rho) for c in chapter.configs}
+    rest = [(c.label, c.method.rho) for c in extra.configs]
+    assert not ran & set(rest) and len(set(rest)) == len(rest)
+    if not settings.get().quick:
+        for label, rhos in [
+            ("SAM (nn)", experiments.SAM_RHOS),
+            ("ASAM (nn)", experiments.ASAM_RHOS),
+        ]:
+            assert {r for m, r in ran | set(rest) if m == label} == set(rhos)
+    assert (extra.task, extra.seeds, extra.training) == (
+        chapter.task,
+        chapter.seeds,
+        chapter.training,
     )
-    long.SUPPLEMENT.write_tables(tmp_path, cache=tmp_path)
-    paths = pd.read_csv(tmp_path / long.SUPPLEMENT.paths)
-    alpha = paths[paths.parameter == "alpha"]
-    assert alpha.epoch.tolist() == [1, 10, 20, 25]
-    assert alpha["median"].tolist() == [2.0, 20.0, 40.0, 50.0]
-    assert alpha.low.tolist() == [1.0, 10.0, 20.0, 25.0]
-    assert alpha.high.tolist() == [4.0, 40.0, 80.0, 100.0]
-    assert (paths[paths.parameter == "beta"]["median"] == 1.0).all()
-    assert set(zip(paths.method, paths.rho)) == {("SAM (nn)", job.rho)}
+
+
+def test_the_twins_long_and_gpu_runs_are_the_twin_with_overrides():
+    """The long twin: chapter 8b's configurations with a network at four times its epochs (twice
+    in quick mode); the GPU rerun: the same configurations at chapter 8b's epochs, whose keys
+    differ from the chapter's only because they ask for a GPU."""
+    twin = studies.get("duffing_identifiable")
+    long, gpu = studies.get("duffing_identifiable_long"), studies.get("duffing_identifiable_gpu")
+    factor = 2 if settings.get().quick else 4
+    assert long.training == {**twin.training, "epochs": factor * twin.training["epochs"]}
+    assert [(c.label, c.method.rho) for c in long.configs] == [
+        (c.label, c.method.rho) for c in twin.configs if not c.model
+    ]
+    assert gpu.training == twin.training and gpu.device == "cuda"
+    for config in gpu.configs:
+        ours, theirs = gpu.spec(config), twin.spec(config)
+        assert ours != theirs and {**ours, "device": "any"} == theirs
+
+
+def test_theta_paths_keep_first_last_and_evenly_spaced_epochs_per_seed():
+    """The store keeps θ against epoch per seed at most PATH_POINTS epochs (the first and last
+    always), not the whole history."""
+    from hsam_core import store
+
+    epochs = torch.arange(1.0, 201.0)[:, None]  # 200 epochs, three seeds
+    theta = {"alpha": epochs * torch.tensor([1.0, 2.0, 4.0]), "beta": torch.ones(200, 3)}
+    paths = store.path_rows("k", theta, [0, 1, 2])
+    kept = paths[paths.seed == 0].epoch.tolist()
+    assert kept[0] == 1 and kept[-1] == 200 and len(kept) == store.PATH_POINTS
+    assert paths[paths.seed == 2].theta_alpha.tolist() == [4.0 * e for e in kept]
+    assert (paths.theta_beta == 1.0).all() and set(paths.key) == {"k"}
+    short = store.path_rows("k", {"alpha": torch.ones(5, 1)}, [7])
+    assert short.epoch.tolist() == [1, 2, 3, 4, 5] and short.seed.tolist() == [7] * 5

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hsam_core.systems import chambers
+from hsam_core import chambers
 from hsam_core.systems import wind_tunnel as wt
 
 

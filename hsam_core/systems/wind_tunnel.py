@@ -33,7 +33,7 @@ truth is also the least-squares and the minimum-‖f_nn‖ point: a method that 
 small is not biased away from θ* (chapter 8 shows what happens otherwise).
 
 Real data: :func:`real_data` reads a published experiment (e.g. ``wt_intake_impulse_v1``)
-through :func:`hsam_core.systems.chambers.load_real` and converts it with :func:`to_pairs`.
+through :func:`hsam_core.chambers.load_real` and converts it with :func:`to_pairs`.
 ``causalchamber.datasets`` is never imported by this module.
 """
 
@@ -48,7 +48,7 @@ import torch
 from ..data import Pairs
 from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
-from . import chambers
+from .. import chambers
 
 # Simulator parameters (SimA1C3).
 L_MIN = 0.1

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import settings
+from . import settings
 
 
 def chamber_cache() -> pathlib.Path:
@@ -91,7 +91,7 @@ def load_real(
         raise ConnectionError(
             f"the real data {dataset!r} are not on disk under {root} and could not be "
             f"downloaded ({type(err).__name__}: {err}). With a network, call "
-            f"hsam_core.systems.chambers.load_real({dataset!r}, ...) once, or place the "
+            f"hsam_core.chambers.load_real({dataset!r}, ...) once, or place the "
             f"dataset's folder from https://causalchamber.org under {root}."
         ) from err
     root.mkdir(parents=True, exist_ok=True)

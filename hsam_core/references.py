@@ -51,13 +51,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..hybrid import PhysicsModel
-from ..identifiability import min_norm_theta
-from ..metrics import theta_rel_error
-from . import duffing, pendulum, pendulum_images, wind_tunnel
-from . import duffing_identifiable as twin
-from . import light_tunnel as lt
-from . import reaction_diffusion as rd
+from .hybrid import PhysicsModel
+from .identifiability import min_norm_theta
+from .metrics import theta_rel_error
+from .systems import duffing, pendulum, pendulum_images, wind_tunnel
+from .systems import duffing_identifiable as twin
+from .systems import light_tunnel as lt
+from .systems import reaction_diffusion as rd
 
 # The full-mode training split of each task (its task() defaults outside quick mode):
 # trajectories (or pairs) and, for reaction–diffusion, the horizon.
