@@ -14,6 +14,7 @@ store is an error that names the command that trains it::
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -154,3 +155,66 @@ def retuned(rows: pd.DataFrame, grids: dict, within_spread: bool = False) -> pd.
         )
         picked.append(group[rule.selected == 1])
     return pd.concat(picked) if picked else rows.iloc[:0]
+
+
+def table(
+    results: pd.DataFrame, columns: Sequence[str] = ("theta_rel_error", "test_mse")
+) -> pd.DataFrame:
+    """The results table every chapter shows: per configuration (method, ρ), the seeds, median
+    and IQR over seeds of ``columns`` (:func:`~hsam_core.experiments.summarize`), how many seeds
+    settled (``converged seeds``, NaN where a run has no θ or no record of it) and whether the
+    rule selected it (``selected``)."""
+    summary = experiments.summarize(results, columns)
+    group = results.groupby(["method", "rho"], sort=False)
+    if "converged" in results:
+        summary["converged seeds"] = group.converged.sum(min_count=1)
+    if "selected" in results:
+        summary["selected"] = group.selected.max()
+    return summary
+
+
+def chosen_sam(results: pd.DataFrame, variants: Sequence[str] | None = None) -> tuple[str, float]:
+    """The SAM variant chosen without θ: among the selected rows (``selected == 1``) of the SAM
+    variants (``variants``, default every SAM-like method of the table), the one with the lowest
+    median validation MSE; returns its (method, ρ)."""
+    chosen = results[results.selected == 1]
+    if variants is None:
+        sam = chosen[chosen.kind == "sam"] if "kind" in chosen else chosen.iloc[:0]
+    else:
+        sam = chosen[chosen.method.isin(variants)]
+    if sam.empty:
+        raise ValueError("no selected SAM-variant rows in the table")
+    best = sam.groupby("method", sort=False).val_mse.median().idxmin()
+    return best, float(sam[sam.method == best].rho.iloc[0])
+
+
+def strip_plot(
+    ax,
+    rows: pd.DataFrame,
+    column: str = "theta_rel_error",
+    order: Sequence[str] | None = None,
+    settled: bool = False,
+    seed: int = 0,
+) -> list[str]:
+    """One column of dots per method (one dot per seed, jittered) with a bar at the median, in
+    ``order`` (default: the table's); with ``settled``, seeds whose θ has not settled
+    (``converged == 0``) are drawn hollow. Returns the methods drawn (those with a value)."""
+    from . import plotting
+
+    order = list(order if order is not None else dict.fromkeys(rows.method))
+    order = [m for m in order if rows.loc[rows.method == m, column].notna().any()]
+    rng = np.random.default_rng(seed)
+    for i, method in enumerate(order):
+        mine = rows[(rows.method == method) & rows[column].notna()]
+        x = i + rng.uniform(-0.12, 0.12, len(mine))
+        color = plotting.color(method)
+        done = (
+            mine.converged.to_numpy() == 1
+            if settled and "converged" in mine
+            else np.ones(len(mine), bool)
+        )
+        ax.scatter(x[done], mine[column][done], color=color, s=22)
+        ax.scatter(x[~done], mine[column][~done], facecolors="none", edgecolors=color, s=22)
+        ax.hlines(mine[column].median(), i - 0.25, i + 0.25, color=color)
+    ax.set_xticks(range(len(order)), order, rotation=20)
+    return order

@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import chambers
 from ..data import Pairs
 from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
 from ..runtime import pick
-from .. import chambers
 
 # The simulator's parameters fitted to the real chamber (causalchamber 0.2.8's tutorial
 # ``simulators/tutorials/test_scripts/tutorial_Deterministic.py``).

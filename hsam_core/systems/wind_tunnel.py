@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import chambers
 from ..data import Pairs
 from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
-from .. import chambers
 
 # Simulator parameters (SimA1C3).
 L_MIN = 0.1
