@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import experiments, settings, store, studies, sweep
+from .results import joined
 from .studies import Study
 
 
@@ -218,3 +219,24 @@ def strip_plot(
         ax.hlines(mine[column].median(), i - 0.25, i + 0.25, color=color)
     ax.set_xticks(range(len(order)), order, rotation=20)
     return order
+
+
+# The task tables of the book's results chapter: each task's grid, the study of its chapter
+# joined with the radii trained apart (reaction–diffusion's full ρ grids).
+BOOK_TABLES = {
+    "pendulum": ("pendulum",),
+    "pendulum_images": ("pendulum_images",),
+    "reaction_diffusion": ("reaction_diffusion", "reaction_diffusion_rho"),
+    "duffing": ("duffing",),
+    "duffing_identifiable": ("duffing_identifiable",),
+    "wind_tunnel": ("wind_tunnel",),
+    "light_tunnel": ("light_tunnel",),
+}
+
+
+def book_results(tables: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Every task's table from the store (default :data:`BOOK_TABLES`): the rows of its
+    studies joined, each method's ρ chosen by the θ-free rule over the joined grid, a ``file``
+    column naming the table (see :func:`hsam_core.results.joined`)."""
+    tables = BOOK_TABLES if tables is None else tables
+    return joined({name: [results(s) for s in names] for name, names in tables.items()})

@@ -1,9 +1,10 @@
 """The committed result tables, read and summarised: the data of the book's results chapter.
 
-Every task chapter writes one row per (method, ρ, seed) to ``book/results/<task>.csv`` (the
-columns of :func:`hsam_core.experiments.run`, with ``selected = 1`` on the ρ that the θ-free
-validation rule picked for each method). This module reads whatever such files exist and
-reduces them to three tables:
+A task's table is one row per (method, ρ, seed) from the results store (the columns of
+:func:`hsam_core.experiments.run`, with ``selected = 1`` on the ρ that the θ-free validation
+rule picked for each method; :func:`joined` puts several tasks' tables together, and
+:func:`hsam_core.report.book_results` reads them from the store). This module reduces them to
+three tables:
 
 * :func:`headline_table` — one row per task × method at the selected ρ: median and IQR over
   seeds of the θ score, median test MSE, and the wall time relative to ERM's;
@@ -13,16 +14,18 @@ reduces them to three tables:
   the rule's pick beside the oracle ρ (the best θ error in hindsight: an analysis for the
   reader, never a selection rule).
 
-Nothing here names a task: a CSV added to the folder joins every table.
+Nothing here names a task: a task added to the tables joins every table.
 """
 
 from __future__ import annotations
 
 import math
-import pathlib
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
+
+from .experiments import select_by_validation
 
 # Columns every task table must carry. val_mse is what the θ-free rules select by.
 REQUIRED_COLUMNS = (
@@ -69,83 +72,28 @@ def is_regularizer(method: str) -> bool:
     return method != ERM and not is_sam_variant(method) and not method.startswith(_ENDS)
 
 
-def load_results(
-    folder: str | pathlib.Path,
-    exclude: Iterable[str] = (),
-    supplements: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
-    """Every ``*.csv`` of ``folder`` (sorted by name) in one table, with a ``file`` column
-    holding the file's stem.
-
-    ``exclude`` names files (stems) to leave out on purpose, e.g. chapter-specific studies that
-    are not task tables; naming a file that does not exist is an error, so an exclusion cannot
-    go stale silently. A file without one of :data:`REQUIRED_COLUMNS` raises ``ValueError``
-    naming the file and the missing columns.
-
-    ``supplements`` maps a file (stem) to the task table (stem) whose grid it extends — more
-    radii of the same experiment, trained apart (e.g. ``reaction_diffusion_rho``). Its rows join
-    that table (``file`` is the table's stem), and :func:`~hsam_core.experiments.select_by_validation`
-    chooses each method's ρ again over the joined rows, since a pick made on part of a grid
-    does not hold for the whole. Naming a missing file or table is an error.
-    """
-    folder = pathlib.Path(folder)
-    exclude, supplements = set(exclude), dict(supplements or {})
-    paths = sorted(folder.glob("*.csv"))
-    stems = {p.stem for p in paths}
-    unknown = exclude - stems
-    if unknown:
-        raise ValueError(f"cannot exclude {sorted(unknown)}: no such CSV in {folder}")
-    named = set(supplements) | set(supplements.values())
-    unknown = named - stems
-    if unknown:
-        raise ValueError(f"supplements name {sorted(unknown)}: no such CSV in {folder}")
-    clash = named & exclude
-    if clash:
-        raise ValueError(f"{sorted(clash)} both excluded and named in supplements")
-    paths = [p for p in paths if p.stem not in exclude]
-    if not paths:
-        raise ValueError(f"no result tables (*.csv) in {folder}")
+def joined(tables: Mapping[str, Sequence[pd.DataFrame]]) -> pd.DataFrame:
+    """The rows of several tables in one, in the order given, with a ``file`` column naming
+    each row's table: ``{table: [frames]}``, a task's table being the rows of one or more
+    studies of it (a chapter's grid and the extra radii trained apart). Each table's frames are
+    joined and the θ-free rule (:func:`~hsam_core.experiments.select_by_validation`) chooses
+    each method's ρ over the whole joined grid. A frame without one of
+    :data:`REQUIRED_COLUMNS` (``selected`` aside) raises ``ValueError`` naming the table and
+    the columns; an empty mapping or table is an error too."""
+    if not tables:
+        raise ValueError("no result tables given")
     frames = []
-    for path in paths:
-        frame = pd.read_csv(path)
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    for name, parts in tables.items():
+        parts = [part for part in parts if len(part)]
+        if not parts:
+            raise ValueError(f"table {name!r} has no rows")
+        rows = pd.concat(parts, ignore_index=True, sort=False)
+        required = [c for c in REQUIRED_COLUMNS if c != "selected"]
+        missing = [c for c in required if c not in rows.columns]
         if missing:
-            raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
-        frames.append(frame.assign(file=supplements.get(path.stem, path.stem)))
-    results = pd.concat(frames, ignore_index=True, sort=False)
-    if not supplements:
-        return results
-    from .experiments import select_by_validation  # torch: only when a grid is re-selected
-
-    joined = [
-        select_by_validation(rows) if file in supplements.values() else rows
-        for file, rows in results.groupby("file", sort=False)
-    ]
-    results = pd.concat(joined, ignore_index=True, sort=False)
-    rank = {path.stem: i for i, path in enumerate(paths)}  # the order of the files
-    return results.sort_values("file", key=lambda f: f.map(rank), kind="stable", ignore_index=True)
-
-
-def merge_rows(
-    committed: pd.DataFrame, new: pd.DataFrame, order: Sequence[tuple[str, float]]
-) -> pd.DataFrame:
-    """``new`` plus the rows of ``committed`` whose configuration (``method``, ``rho``) ``new``
-    lacks, sorted by ``order`` (the configurations of a study, in its order): a machine that has
-    some of a study's results replaces those and keeps the others. A configuration that is not
-    in ``order`` raises ``ValueError`` (its rows would be stale)."""
-    rank_of = {config: i for i, config in enumerate(order)}
-    frames = [f for f in (committed, new) if len(f)]
-    if not frames:
-        return new
-    for frame in frames:
-        unknown = set(zip(frame.method, frame.rho)) - set(rank_of)
-        if unknown:
-            raise ValueError(f"configurations {sorted(unknown)} are not in the study")
-    fresh = set(zip(new.method, new.rho)) if len(new) else set()
-    keep = [(m, r) not in fresh for m, r in zip(committed.method, committed.rho)]
-    merged = pd.concat([committed[keep], new], ignore_index=True) if len(committed) else new
-    rank = [rank_of[m, r] for m, r in zip(merged.method, merged.rho)]
-    return merged.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
+            raise ValueError(f"table {name!r}: missing required column(s) {', '.join(missing)}")
+        frames.append(select_by_validation(rows).assign(file=name))
+    return pd.concat(frames, ignore_index=True, sort=False)
 
 
 def selected(results: pd.DataFrame) -> pd.DataFrame:
@@ -312,7 +260,8 @@ def pick_stability(results: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> 
     lowest median validation MSE over the seeds S: ĉ = argmin_c median_{s∈S} v(c, s). Here the
     seeds are resampled with replacement ``n_boot`` times (a bootstrap over S, the same draw for
     every configuration, since all share the seeds' initialisations and minibatch orders) and
-    the rule is applied to each resample. Columns: ``rule_method``, ``rule_rho`` (ĉ on all
+    the rule is applied to each resample (a random stream per task, seeded by ``seed`` and the
+    task's name). Columns: ``rule_method``, ``rule_rho`` (ĉ on all
     seeds); ``agree`` (the fraction of resamples whose choice is ĉ); ``modal_method``,
     ``modal_rho``, ``modal_share`` (the most frequent choice); ``configs`` (how many
     configurations are ever chosen); ``theta_p10``, ``theta_p90`` (the 10th and 90th
@@ -322,10 +271,11 @@ def pick_stability(results: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> 
     """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     sam = results[results.method.map(is_sam_variant)]
     rows = []
     for task, group in sam.groupby("task", sort=False):
+        # one stream per task, so that a task's resamples do not depend on the other tasks
+        rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
         val = group.pivot_table(index=["method", "rho"], columns="seed", values="val_mse")
         err = group.pivot_table(index=["method", "rho"], columns="seed", values="theta_rel_error")
         err = err.reindex(index=val.index, columns=val.columns)

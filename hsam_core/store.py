@@ -107,7 +107,7 @@ def run_rows(
         frame[name] = value
     frame["key"] = key
     frame["source"] = source
-    for column in METRIC_COLUMNS:  # a score a run does not have (no network: no sharpness)
+    for column in (*METRIC_COLUMNS, "seconds"):  # a score a run lacks (no network: no sharpness)
         if column not in frame:
             frame[column] = math.nan
     drop = [c for c in ("selected",) if c in frame]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import experiments, settings, store, studies
 from .runtime import set_cpu_threads

@@ -13,6 +13,9 @@ What is not migrated, and why: ``sam_cost.csv`` (a cost table derived from per-s
 runs) and ``failure_case.csv`` (chapter 2's runs at several training lengths, not a grid of a
 study), ``identifiability.csv`` (references computed without training), and the two θ-path
 tables (medians over seeds, not per-seed paths; the per-seed histories were in the lost caches).
+Rows trained apart from their chapter (extra radii, the long twin, the GPU rerun) had their wall
+time in ``seconds_measured`` and ``seconds`` NaN, since their machine was not the chapter's; the
+store keeps ``seconds`` NaN for them, so that no cost ratio mixes machines.
 
     HSAM_QUICK=0 python scripts/migrate_store.py      # reads the CSVs from git, commit SOURCE
 """
@@ -72,8 +75,6 @@ def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, lis
         check=True,
     ).stdout
     table = pd.read_csv(io.StringIO(text))
-    if "seconds_measured" in table:  # rows trained apart from their chapter kept it there
-        table["seconds"] = table["seconds"].fillna(table["seconds_measured"])
     todo, done = sweep.plan(studies.split())
     jobs = todo + done  # "done": already imported from an earlier table
     by_config = {}
