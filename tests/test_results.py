@@ -46,78 +46,52 @@ def toy_task(task="toy"):
 
 
 @pytest.fixture
-def folder(tmp_path):
-    toy_task("toy").to_csv(tmp_path / "toy.csv", index=False)
-    return tmp_path
+def loaded():
+    """The toy task's table as the results chapter reads it (the rule applied, a file column)."""
+    return R.joined({"toy": [toy_task("toy")]})
 
 
-def test_load_reads_every_csv_with_its_file(folder):
-    loaded = R.load_results(folder)
-    assert set(loaded.file) == {"toy"} and len(loaded) == 40
-    # a task added later joins without any edit
-    toy_task("new").to_csv(folder / "new.csv", index=False)
-    loaded = R.load_results(folder)
-    assert list(dict.fromkeys(loaded.file)) == ["new", "toy"]  # sorted by name
+def test_joined_keeps_every_table_with_its_name_in_order():
+    loaded = R.joined({"toy": [toy_task("toy")], "new": [toy_task("new")]})
+    assert list(dict.fromkeys(loaded.file)) == ["toy", "new"] and len(loaded) == 80
+    # a task added to the tables joins every table without an edit
     assert set(R.headline_table(loaded).task) == {"new", "toy"}
     assert set(R.task_summary(R.headline_table(loaded)).index) == {"new", "toy"}
 
 
-def test_load_names_the_file_and_the_missing_column(folder):
-    study = toy_task().drop(columns=["seconds", "selected"])
-    study.to_csv(folder / "study.csv", index=False)
-    with pytest.raises(ValueError, match=r"study\.csv: missing required column\(s\) selected, "):
-        R.load_results(folder)
-    assert set(R.load_results(folder, exclude=["study"]).file) == {"toy"}
-    with pytest.raises(ValueError, match="cannot exclude"):
-        R.load_results(folder, exclude=["gone"])
+def test_joined_names_the_table_and_the_missing_column():
+    broken = toy_task().drop(columns=["seconds"])
+    with pytest.raises(ValueError, match=r"table 'study': missing required column\(s\) seconds"):
+        R.joined({"toy": [toy_task()], "study": [broken]})
     with pytest.raises(ValueError, match="no result tables"):
-        R.load_results(folder / "nothing")
+        R.joined({})
+    with pytest.raises(ValueError, match="'toy' has no rows"):
+        R.joined({"toy": [toy_task().iloc[:0]]})
 
 
-def test_a_supplement_joins_its_task_and_the_rule_reselects_over_the_whole_grid(folder):
+def test_extra_radii_join_their_task_and_the_rule_reselects_over_the_whole_grid():
     # more radii of the toy experiment, trained apart: SAM at 0.05 fits better than the
-    # committed pick 0.1, so the joined grid's pick moves there; other methods keep theirs
+    # chapter's pick 0.1, so the joined grid's pick moves there; other methods keep theirs
     extra = pd.DataFrame(
         rows("toy", "SAM (nn)", 0.05, [0.3] * 5, 1.5e-3, selected=0)
         + rows("toy", "ASAM (nn)", 2.0, [0.02] * 5, 8e-3, selected=0)
     )
-    extra.to_csv(folder / "toy_more.csv", index=False)
-    toy_task("zeta").to_csv(folder / "zeta.csv", index=False)
-    loaded = R.load_results(folder, supplements={"toy_more": "toy"})
+    loaded = R.joined({"toy": [toy_task("toy"), extra], "zeta": [toy_task("zeta")]})
     assert list(dict.fromkeys(loaded.file)) == ["toy", "zeta"] and len(loaded) == 90
     toy = loaded[loaded.file == "toy"]
     picked = toy[toy.selected == 1].groupby("method").rho.unique().map(list).to_dict()
     assert picked["SAM (nn)"] == [0.05] and picked["ASAM (nn)"] == [1.0]
     assert picked["ERM"] == [0.0] and len(toy[toy.selected == 1]) == 35  # 7 methods
-    # the other task is left as committed
+    # the other task keeps its own picks
     pd.testing.assert_frame_equal(
         loaded[loaded.file == "zeta"].drop(columns="file").reset_index(drop=True),
         toy_task("zeta"),
         check_dtype=False,
     )
-    with pytest.raises(ValueError, match="supplements name"):
-        R.load_results(folder, supplements={"toy_more": "gone"})
-    with pytest.raises(ValueError, match="both excluded"):
-        R.load_results(folder, exclude=["toy_more"], supplements={"toy_more": "toy"})
 
 
-def test_merge_rows_keeps_the_study_order_and_refuses_strangers():
-    order = [("ERM", 0.0), ("SAM (nn)", 0.05), ("SAM (nn)", 0.2)]
-    committed = pd.DataFrame({"method": ["SAM (nn)", "ERM"], "rho": [0.2, 0.0], "v": ["old"] * 2})
-    new = pd.DataFrame({"method": ["SAM (nn)", "SAM (nn)"], "rho": [0.2, 0.05], "v": ["new"] * 2})
-    merged = R.merge_rows(committed, new, order)
-    assert list(zip(merged.method, merged.rho, merged.v)) == [
-        ("ERM", 0.0, "old"),
-        ("SAM (nn)", 0.05, "new"),
-        ("SAM (nn)", 0.2, "new"),
-    ]
-    assert R.merge_rows(merged, new, order).equals(merged)  # idempotent
-    with pytest.raises(ValueError, match="not in the study"):
-        R.merge_rows(committed, new.assign(rho=0.3), order)
-
-
-def test_headline_table_values(folder):
-    table = R.headline_table(R.load_results(folder)).set_index("method")
+def test_headline_table_values(loaded):
+    table = R.headline_table(loaded).set_index("method")
     assert "SAM (nn)" in table.index and len(table) == 7  # one row per method: the selected ρ
     sam = table.loc["SAM (nn)"]
     assert sam.rho == 0.1 and sam.seeds == 5
@@ -140,8 +114,8 @@ def test_headline_table_cosine_and_settled():
     assert table.loc["ERM", "settled"] == pytest.approx(0.2)
 
 
-def test_task_summary(folder):
-    summary = R.task_summary(R.headline_table(R.load_results(folder))).loc["toy"]
+def test_task_summary(loaded):
+    summary = R.task_summary(R.headline_table(loaded)).loc["toy"]
     # the SAM variant with the lowest validation MSE at its chosen ρ: SAM (nn), not ASAM
     assert (summary.sam_method, summary.sam_rho) == ("SAM (nn)", 0.1)
     assert summary.sam == pytest.approx(0.3) and summary.erm == pytest.approx(0.6)
@@ -161,8 +135,8 @@ def test_paper_reference_is_attached_by_task():
     assert set(R.PAPER_REFERENCE) >= {"pendulum", "reaction_diffusion", "wind_tunnel"}
 
 
-def test_rho_sensitivity_rule_and_oracle(folder):
-    grid = R.rho_sensitivity(R.load_results(folder))
+def test_rho_sensitivity_rule_and_oracle(loaded):
+    grid = R.rho_sensitivity(loaded)
     assert set(grid.method) == {"SAM (nn)"}  # the only method with several ρ
     by_rho = grid.set_index("rho")
     assert by_rho.loc[0.1, "picked"] and not by_rho.loc[0.1, "oracle"]
@@ -170,8 +144,8 @@ def test_rho_sensitivity_rule_and_oracle(folder):
     assert by_rho.loc[0.3, "theta_error"] == pytest.approx(0.05)
 
 
-def test_sam_rule_vs_oracle(folder):
-    row = R.sam_rule_vs_oracle(R.load_results(folder)).loc["toy"]
+def test_sam_rule_vs_oracle(loaded):
+    row = R.sam_rule_vs_oracle(loaded).loc["toy"]
     assert (row.rule_method, row.rule_rho, row.rule) == ("SAM (nn)", 0.1, pytest.approx(0.3))
     assert (row.oracle_method, row.oracle_rho) == ("SAM (nn)", 0.3)
     assert row.rule_over_oracle == pytest.approx(6.0)
