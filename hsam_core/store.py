@@ -33,6 +33,21 @@ from . import settings
 from .experiments import run_key, settled, theta_drift
 
 SPECS = "specs.jsonl"
+# The fields of a run's specification (hsam_core.experiments._key_inputs): a spec without one of
+# them — a version above all — is refused, never read with a default.
+SPEC_FIELDS = (
+    "task",
+    "task_version",
+    "task_spec",
+    "data",
+    "numerics_version",
+    "curvature_samples",
+    "method",
+    "model",
+    "seeds",
+    "training",
+    "device",
+)
 PATH_POINTS = 60  # θ paths keep at most this many epochs (evenly spaced, first and last kept)
 
 # Columns of <task>.csv, in this order; θ estimates follow as theta_<name> (per task).
@@ -154,6 +169,9 @@ def read_specs(store: pathlib.Path | None = None) -> dict[str, dict]:
             key, spec = entry["key"], entry["spec"]
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{number}: not a {{'key', 'spec'}} JSON line: {err}") from err
+        missing = [f for f in SPEC_FIELDS if f not in spec]
+        if missing:
+            raise ValueError(f"{path}:{number}: run {key}: the spec lacks {missing}")
         if key in specs and specs[key] != spec:
             raise ValueError(f"{path}:{number}: run {key} listed twice with different specs")
         specs[key] = spec
@@ -192,6 +210,9 @@ def write(
     paths are replaced, never mixed with the old ones."""
     store = store or folder()
     store.mkdir(parents=True, exist_ok=True)
+    missing = [f for f in SPEC_FIELDS if f not in spec]
+    if missing:
+        raise ValueError(f"run {key}: the spec lacks {missing}")
     if run_key(spec) != key:
         raise ValueError(f"run {key}: the key is not the hash of its spec ({run_key(spec)})")
     task = spec["task"]

@@ -1,0 +1,132 @@
+"""The results store (hsam_core.store): what goes in comes out the same, and what is wrong with
+it is named — a malformed row, a spec without its version, a key that is not its spec's hash, a
+run stored twice, an unknown study. Every test works on the scratch store of conftest.py."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from hsam_core import Method, report, settings, store, studies
+from hsam_core.experiments import Config, _key_inputs, run_key
+from hsam_core.studies import Study
+from hsam_core.train import History
+
+STUDY = Study(
+    "tiny",
+    "pendulum",
+    (Config(Method.erm()), Config(Method.sam(0.1))),
+    (0, 1),
+    dict(epochs=3, batch_size=50),
+    task_params=dict(n_train=2, n_val=1, n_test=1, hidden=8),
+)
+
+
+def fake_run(config: Config, error: float = 0.5):
+    """The spec, key, rows and θ history of a run of STUDY that was never trained."""
+    spec = STUDY.spec(config)
+    key = run_key(spec)
+    rows = [
+        {"task": "pendulum", "method": config.label, "rho": config.method.rho, "seed": s,
+         "theta_rel_error": error + s, "val_mse": 1e-3, "test_mse": 2e-3, "nn_norm": 0.1,
+         "sharpness": 0.2, "hessian_top": 3.0, "theta_omega2": 1.0, "device": "cpu",
+         "seconds": 1.5, "mode": settings.get().mode}
+        for s in STUDY.seeds
+    ]  # fmt: skip
+    theta = {"omega2": torch.tensor([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]])}  # settled
+    return spec, key, rows, theta
+
+
+def put(config: Config, error: float = 0.5) -> str:
+    spec, key, rows, theta = fake_run(config, error)
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"),
+                store.path_rows(key, theta, STUDY.seeds))  # fmt: skip
+    return key
+
+
+def test_a_written_run_reads_back_the_same_and_the_store_is_sound():
+    key = put(STUDY.configs[0])
+    rows = report.results(STUDY, missing="skip")
+    assert rows.attrs["missing"] == ["SAM (nn)"]
+    assert rows.key.tolist() == [key, key] and rows.seed.tolist() == [0, 1]
+    assert rows.theta_rel_error.tolist() == [0.5, 1.5] and (rows.converged == 1).all()
+    assert (rows.kind == "erm").all() and rows.strength.isna().all() and (rows.epochs == 3).all()
+    assert store.check() == []
+    paths = report.paths(STUDY)
+    assert paths.epoch.tolist() == [1, 2, 3, 1, 2, 3] and set(paths.method) == {"ERM"}
+
+
+def test_a_run_is_never_overwritten_silently():
+    config = STUDY.configs[0]
+    put(config)
+    with pytest.raises(ValueError, match="is in the store already"):
+        put(config, error=0.9)
+    spec, key, rows, theta = fake_run(config, error=0.9)
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"), replace=True)
+    assert store.read("pendulum").theta_rel_error.tolist() == [0.9, 1.9]
+
+
+def test_a_malformed_row_is_named_by_the_check():
+    put(STUDY.configs[0])
+    put(STUDY.configs[1])
+    path = settings.get().store / "pendulum.csv"
+    table = pd.read_csv(path, dtype={"key": str})
+    table.loc[table.method == "SAM (nn)", "rho"] = 0.2  # disagrees with its spec
+    table = table[~((table.method == "ERM") & (table.seed == 1))]  # a seed lost
+    table.to_csv(path, index=False)
+    problems = store.check()
+    assert any("SAM (nn)" in p and "column rho is [0.2]" in p and "0.1" in p for p in problems)
+    assert any("ERM" in p and "seeds [0]" in p for p in problems)
+    table.drop(columns="val_mse").to_csv(path, index=False)
+    assert "pendulum.csv: missing column(s) ['val_mse']" in store.check()
+
+
+def test_a_spec_without_its_version_or_a_wrong_key_is_refused():
+    key = put(STUDY.configs[0])
+    path = settings.get().store / store.SPECS
+    entry = json.loads(path.read_text())
+    del entry["spec"]["task_version"]
+    path.write_text(json.dumps(entry) + "\n")
+    with pytest.raises(ValueError, match=rf"run {key}: the spec lacks \['task_version'\]"):
+        store.read_specs()
+    spec, other, rows, theta = fake_run(STUDY.configs[1])
+    with pytest.raises(ValueError, match="lacks"):
+        store.write(other, {k: v for k, v in spec.items() if k != "numerics_version"}, None)
+    with pytest.raises(ValueError, match="not the hash of its spec"):
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    path.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"specs.jsonl:1: not a \{'key', 'spec'\} JSON line"):
+        store.read_specs()
+
+
+def test_rows_must_match_the_seeds_and_the_schema():
+    spec, key, rows, theta = fake_run(STUDY.configs[0])
+    with pytest.raises(ValueError, match=r"rows for seeds \[0\], spec says \[0, 1\]"):
+        store.run_rows(key, spec, rows[:1], theta, "test")
+    with pytest.raises(ValueError, match=r"columns \['colour'\] are not in the store's schema"):
+        store.run_rows(key, spec, [{**r, "colour": "red"} for r in rows], theta, "test")
+
+
+def test_an_unknown_study_and_a_missing_run_are_named():
+    with pytest.raises(ValueError, match="no study 'pendulm'; studies: failure_case, pendulum"):
+        studies.get("pendulm")
+    with pytest.raises(KeyError, match=r"runs \['nokey'\] of pendulum are not in the store"):
+        store.lookup(["nokey"], "pendulum")
+    with pytest.raises(ValueError, match="missing must be"):
+        report.results(STUDY, missing="ignore")
+
+
+def test_the_spec_in_the_store_is_the_runs_canonical_specification():
+    key = put(STUDY.configs[1])
+    spec = store.read_specs()[key]
+    task = STUDY.build_task()
+    expected = _key_inputs(
+        task, STUDY.configs[1].method, STUDY.seeds, STUDY.settings(STUDY.configs[1]), None
+    )
+    assert spec == json.loads(json.dumps(expected))
+    assert spec["method"]["kind"] == "sam" and spec["data"] == task.data_hash
+    history = History(torch.zeros(3, 2), {"omega2": torch.ones(3, 2)}, torch.zeros(3, 2), 1.0)
+    assert history.theta["omega2"].shape == (3, 2)
