@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import reproduce, settings, store, studies, sweep
 from .experiments import summarize
+from .report import results
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -33,8 +34,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from .report import results
-
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         for study in sweep.resolve(args.studies):
             rows = results(study, missing="skip")

@@ -153,7 +153,7 @@ def describe(method: Method) -> dict:
     return {"label": method.label, **method.spec()}
 
 
-def _key_inputs(
+def run_spec(
     task: Task,
     method: Method,
     seeds: Sequence[int],
@@ -181,7 +181,7 @@ def _key_inputs(
 
 def run_key(inputs: dict) -> str:
     """The key of a run: SHA-256 (20 hex digits) of its canonical specification
-    (:func:`_key_inputs`) as sorted JSON."""
+    (:func:`run_spec`) as sorted JSON."""
     blob = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -199,7 +199,7 @@ def cache_file(
 
     ``folder`` defaults to ``runs/`` of the settings' cache (a scratch folder in quick mode)."""
     folder = folder if folder is not None else hsam_settings.get().cache / "runs"
-    inputs = _key_inputs(task, method, seeds, settings, model, device)
+    inputs = run_spec(task, method, seeds, settings, model, device)
     return folder / f"{task.name}-{run_key(inputs)}.pt", inputs
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import experiments, settings, store, studies, sweep
+from . import experiments, plotting, settings, store, studies, sweep
 from .results import joined
 from .studies import Study
 
@@ -200,8 +200,6 @@ def strip_plot(
     """One column of dots per method (one dot per seed, jittered) with a bar at the median, in
     ``order`` (default: the table's); with ``settled``, seeds whose θ has not settled
     (``converged == 0``) are drawn hollow. Returns the methods drawn (those with a value)."""
-    from . import plotting
-
     order = list(order if order is not None else dict.fromkeys(rows.method))
     order = [m for m in order if rows.loc[rows.method == m, column].notna().any()]
     rng = np.random.default_rng(seed)

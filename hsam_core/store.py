@@ -33,7 +33,7 @@ from . import settings
 from .experiments import run_key, settled, theta_drift
 
 SPECS = "specs.jsonl"
-# The fields of a run's specification (hsam_core.experiments._key_inputs): a spec without one of
+# The fields of a run's specification (hsam_core.experiments.run_spec): a spec without one of
 # them — a version above all — is refused, never read with a default.
 SPEC_FIELDS = (
     "task",

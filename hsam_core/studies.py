@@ -26,7 +26,15 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .experiments import ASAM_RHOS, SAM_RHOS, Config, Task, run_key, training_settings
+from .experiments import (
+    ASAM_RHOS,
+    SAM_RHOS,
+    Config,
+    Task,
+    run_key,
+    run_spec,
+    training_settings,
+)
 from .regularizers import L2, Aphynity, Orthogonality
 from .runtime import pick
 from .train import Method
@@ -79,10 +87,8 @@ class Study:
     def spec(self, config: Config) -> dict:
         """The canonical specification of the run of ``config`` (see
         :func:`hsam_core.experiments.run_key`)."""
-        from .experiments import _key_inputs
-
         task = self.build_task()
-        return _key_inputs(
+        return run_spec(
             task, config.method, self.seeds, self.settings(config), config.model, self.device
         )
 

@@ -39,7 +39,7 @@ class Job:
     index: int  # position in the study's configurations
     label: str  # the configuration's name in the results table
     rho: float
-    spec: dict  # the run's canonical specification (hsam_core.experiments._key_inputs)
+    spec: dict  # the run's canonical specification (hsam_core.experiments.run_spec)
     key: str  # the run's key in the store
     path: pathlib.Path  # the cache file of its weights
 

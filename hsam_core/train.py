@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .ensemble import Ensemble
 from .metrics import fnn_sq_norm
-from .regularizers import Regularizer
+from .regularizers import Regularizer, from_params
 from .sam import SAM, LookSAM
 
 
@@ -70,8 +70,6 @@ class Method:
     @classmethod
     def from_spec(cls, label: str, spec: dict) -> Method:
         """The method of :meth:`spec` (``kind`` is implied by the other fields)."""
-        from .regularizers import from_params
-
         fields = {k: v for k, v in spec.items() if k not in ("kind", "regularizer")}
         reg = spec.get("regularizer")
         if reg is not None:

@@ -211,8 +211,7 @@ def test_curvature_metrics_on_a_subset_of_the_training_data():
     expected = hc.sharpness_ascent(result.model, head, ex.SHARPNESS_RHO)
     assert result.rows.sharpness[0] == pytest.approx(float(expected[0]), rel=1e-5)
     keys = [
-        ex.run_key(ex._key_inputs(make_task(n), hc.Method.erm(), [0], {}, None))
-        for n in (None, 7, 8)
+        ex.run_key(ex.run_spec(make_task(n), hc.Method.erm(), [0], {}, None)) for n in (None, 7, 8)
     ]
     assert len(set(keys)) == 3
 

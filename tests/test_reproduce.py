@@ -66,7 +66,12 @@ def test_compare_names_a_missing_column():
 # tables of their own; the long twin's regularizers were never trained).
 NOT_STORED = {
     "failure_case": {"ERM"},
-    "pendulum_cost": {"LookSAM (nn) k=5", "LookASAM (nn) k=5", "LookSAM (nn) k=10", "LookSAM (nn) k=5 α=0"},
+    "pendulum_cost": {
+        "LookSAM (nn) k=5",
+        "LookASAM (nn) k=5",
+        "LookSAM (nn) k=10",
+        "LookSAM (nn) k=5 α=0",
+    },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
 }
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hsam_core import Method, report, settings, store, studies
-from hsam_core.experiments import Config, _key_inputs, run_key
+from hsam_core.experiments import Config, run_key, run_spec
 from hsam_core.studies import Study
 from hsam_core.train import History
 
@@ -123,7 +123,7 @@ def test_the_spec_in_the_store_is_the_runs_canonical_specification():
     key = put(STUDY.configs[1])
     spec = store.read_specs()[key]
     task = STUDY.build_task()
-    expected = _key_inputs(
+    expected = run_spec(
         task, STUDY.configs[1].method, STUDY.seeds, STUDY.settings(STUDY.configs[1]), None
     )
     assert spec == json.loads(json.dumps(expected))
