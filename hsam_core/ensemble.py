@@ -13,7 +13,8 @@ per member (``SAM(..., member_dim=0)``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -33,8 +34,24 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[HybridModel]) -> None:
         super().__init__()
+        if isinstance(members, nn.Module) or not isinstance(members, Sequence):
+            raise TypeError(
+                "Ensemble: members must be a list of models, e.g. Ensemble([model]), got "
+                f"{type(members).__name__}"
+            )
         if len(members) == 0:
             raise ValueError("an ensemble needs at least one member")
+        for i, m in enumerate(members):
+            if not isinstance(m, HybridModel):
+                raise TypeError(
+                    f"Ensemble: member {i} must be a HybridModel (HybridODE, StaticHybrid), "
+                    f"got {type(m).__name__}"
+                )
+            if type(m) is not type(members[0]):
+                raise TypeError(
+                    f"Ensemble: members must be of one class; member 0 is "
+                    f"{type(members[0]).__name__}, member {i} is {type(m).__name__}"
+                )
         if any(True for _ in members[0].buffers()):
             raise ValueError(
                 "ensemble members must not have buffers (e.g. BatchNorm running statistics): "
@@ -42,9 +59,16 @@ class Ensemble(nn.Module):
                 "statistics"
             )
         names = [n for n, _ in members[0].named_parameters()]
-        for m in members[1:]:
+        shapes = [p.shape for _, p in members[0].named_parameters()]
+        for i, m in enumerate(members[1:], start=1):
             if [n for n, _ in m.named_parameters()] != names:
                 raise ValueError("ensemble members must have the same parameters")
+            for name, shape, (_, p) in zip(names, shapes, m.named_parameters()):
+                if p.shape != shape:
+                    raise ValueError(
+                        f"Ensemble: parameter {name!r} has shape {tuple(p.shape)} in member {i} "
+                        f"but {tuple(shape)} in member 0; members must have the same shapes"
+                    )
         self.model = copy.deepcopy(members[0])
         for name in names:
             stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in members])
@@ -58,6 +82,25 @@ class Ensemble(nn.Module):
     def from_seeds(cls, make_member: Callable[[], HybridModel], seeds: Sequence[int]) -> Ensemble:
         """Build member k with ``seed_everything(seeds[k]); make_member()`` — the same
         initialisation as a single run with that seed."""
+        if not callable(make_member):
+            raise TypeError(
+                f"Ensemble.from_seeds: make_member must be callable, got {make_member!r}"
+            )
+        seeds = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, str) else seeds
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in seeds)
+        ):
+            raise ValueError(
+                f"Ensemble.from_seeds: seeds must be a non-empty list of ints, got {seeds!r}"
+            )
+        seeds = [int(s) for s in seeds]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f"Ensemble.from_seeds: seeds must be distinct, got {seeds}: a repeated seed "
+                "trains the same member twice and counts it twice in every statistic over seeds"
+            )
         members = []
         for seed in seeds:
             seed_everything(seed)
@@ -68,6 +111,8 @@ class Ensemble(nn.Module):
 
     def member(self, k: int) -> HybridModel:
         """A standalone copy of member k (parameters un-stacked)."""
+        if isinstance(k, bool) or not isinstance(k, int) or not -self.size <= k < self.size:
+            raise IndexError(f"Ensemble.member: k must be an int in [0, {self.size}), got {k!r}")
         single = copy.deepcopy(self.model)
         for name, p in self.model.named_parameters():
             module_name, _, attr = name.rpartition(".")

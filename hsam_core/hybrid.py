@@ -15,11 +15,17 @@ sigmoid). ``model.theta()`` returns the physical values by name.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torchdiffeq import odeint
+
+try:  # the solver names odeint accepts (a private table: checked only where it exists)
+    from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
+except ImportError:  # pragma: no cover - another torchdiffeq layout
+    _SOLVERS = None
 
 MAPS = ("identity", "softplus", "exp", "sigmoid")
 
@@ -101,8 +107,23 @@ class HybridModel(nn.Module):
         coupling: str = "additive",
     ) -> None:
         super().__init__()
+        name = type(self).__name__
         if physics is None and network is None:
             raise ValueError("a hybrid model needs a physics part, a network part, or both")
+        if physics is not None and not isinstance(physics, PhysicsModel):
+            raise TypeError(
+                f"{name}: physics must be a PhysicsModel (its unknowns declared with "
+                f"add_theta) or None, got {type(physics).__name__}"
+            )
+        if network is not None and not isinstance(network, nn.Module):
+            raise TypeError(
+                f"{name}: network must be a torch.nn.Module or None, got {type(network).__name__}"
+            )
+        if isinstance(state_dim, bool) or not isinstance(state_dim, int) or state_dim < 1:
+            raise ValueError(
+                f"{name}: state_dim must be an int >= 1 (the size of the last dimension of x), "
+                f"got {state_dim!r}"
+            )
         if physics is not None and not any(True for _ in physics.parameters()):
             raise ValueError(
                 f"the physics model {type(physics).__name__} has no trainable parameters: there "
@@ -133,15 +154,25 @@ class HybridModel(nn.Module):
         return {} if self.physics is None else self.physics.theta()
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__} expects a tensor x, got {type(x).__name__}")
         if x.dim() < 1 or x.shape[-1] != self.state_dim:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of shape (..., {self.state_dim}), "
                 f"got {tuple(x.shape)}"
             )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (f_phys(x), f_nn(...)); a missing part is zeros."""
-        self._check_input(x)
+    def _check_output(self, x: torch.Tensor, phys: torch.Tensor, net: torch.Tensor) -> None:
+        """The two parts are added: refuse outputs of different shapes (never broadcast)."""
+        if phys.shape != net.shape:
+            raise ValueError(
+                f"{type(self).__name__}: the network's output has shape {tuple(net.shape)} but "
+                f"the physics' output has shape {tuple(phys.shape)} (input {tuple(x.shape)}); "
+                "the two parts are added and must have the same shape, not be broadcast — "
+                "check the size of the network's last layer"
+            )
+
+    def _parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.physics is None:
             out = self.network(x)
             return torch.zeros_like(out), out
@@ -152,6 +183,13 @@ class HybridModel(nn.Module):
             theta = self.physics.theta_vector().expand(*x.shape[:-1], -1)
             return phys, self.network(torch.cat([x, theta, phys], dim=-1))
         return phys, self.network(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (f_phys(x), f_nn(...)), of one shape; a missing part is zeros."""
+        self._check_input(x)
+        phys, net = self._parts(x)
+        self._check_output(x, phys, net)
+        return phys, net
 
 
 class HybridODE(HybridModel):
@@ -172,8 +210,33 @@ class HybridODE(HybridModel):
         step_size: float | None = None,
     ) -> None:
         super().__init__(physics, network, state_dim, coupling)
+        if _SOLVERS is not None and method not in _SOLVERS:
+            raise ValueError(
+                f"HybridODE: method must be one of torchdiffeq's solvers {sorted(_SOLVERS)}, "
+                f"got {method!r}"
+            )
+        if step_size is not None and (
+            not isinstance(step_size, numbers.Real)
+            or isinstance(step_size, bool)
+            or not math.isfinite(step_size)
+            or step_size <= 0
+        ):
+            raise ValueError(
+                f"HybridODE: step_size must be None (the time grid) or a finite number > 0, "
+                f"got {step_size!r}"
+            )
         self.method = method
         self.step_size = step_size
+
+    def _check_output(self, x: torch.Tensor, phys: torch.Tensor, net: torch.Tensor) -> None:
+        """dx/dt has the shape of x: each part must, too (never broadcast against it)."""
+        for part, out in (("physics", phys), ("network", net)):
+            if out.shape != x.shape:
+                raise ValueError(
+                    f"HybridODE: the {part}'s output has shape {tuple(out.shape)} for states "
+                    f"of shape {tuple(x.shape)}; a vector field dx/dt must have the shape of x "
+                    f"(state_dim = {self.state_dim}) — check the size of the {part}'s output"
+                )
 
     def vector_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         phys, net = self(x)

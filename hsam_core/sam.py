@@ -34,15 +34,33 @@ Copy this file alone into a project: it depends on torch only.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 
+def _is_real(x: Any) -> bool:
+    """A real number (int, float, NumPy scalar), not a bool, a string or a tensor."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
 def _check_rho(rho: Any, where: str) -> None:
-    if not isinstance(rho, (int, float)) or not math.isfinite(rho) or rho < 0:
+    if not _is_real(rho) or not math.isfinite(rho) or rho < 0:
         raise ValueError(f"SAM: rho must be a finite number >= 0, got {rho!r} ({where})")
+
+
+def _check_group(group: dict[str, Any], where: str) -> None:
+    """ρ, η and ``adaptive`` of one param group (its own or the defaults)."""
+    _check_rho(group["rho"], where)
+    eta = group["eta"]
+    if not _is_real(eta) or not math.isfinite(eta) or eta < 0:
+        raise ValueError(f"SAM: eta must be a finite number >= 0, got {eta!r} ({where})")
+    if not isinstance(group["adaptive"], bool):
+        raise TypeError(
+            f"SAM: adaptive must be True (ASAM) or False (SAM), got {group['adaptive']!r} ({where})"
+        )
 
 
 class SAM(torch.optim.Optimizer):
@@ -78,13 +96,18 @@ class SAM(torch.optim.Optimizer):
                 "SAM: base_optimizer must be an optimizer class such as torch.optim.Adam, "
                 f"got {base_optimizer!r}"
             )
-        _check_rho(rho, "default rho")
-        if not math.isfinite(eta) or eta < 0:
-            raise ValueError(f"SAM: eta must be a finite number >= 0, got {eta!r}")
         defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **kwargs)
+        _check_group(defaults, "default")
+        if member_dim is not None and (
+            isinstance(member_dim, bool) or not isinstance(member_dim, int)
+        ):
+            raise TypeError(
+                f"SAM: member_dim must be None or an int (the dimension that stacks the "
+                f"ensemble members), got {member_dim!r}"
+            )
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
-            _check_rho(group["rho"], f"param group {i}")
+            _check_group(group, f"param group {i}")
         # The base optimizer shares our param groups, so lr schedules and per-group options
         # act on both (the davda54 convention).
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
@@ -191,7 +214,7 @@ class SAM(torch.optim.Optimizer):
         # load_state_dict builds new group dicts: share them again.
         self.param_groups = self.base_optimizer.param_groups
         for i, group in enumerate(self.param_groups):
-            _check_rho(group["rho"], f"param group {i} of the loaded state")
+            _check_group(group, f"param group {i} of the loaded state")
 
 
 class LookSAM(SAM):
@@ -239,7 +262,7 @@ class LookSAM(SAM):
             raise ValueError(
                 f"LookSAM: k must be an int >= 1 (a SAM step every k steps), got {k!r}"
             )
-        if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+        if not _is_real(alpha) or not math.isfinite(alpha) or alpha < 0:
             raise ValueError(f"LookSAM: alpha must be a finite number >= 0, got {alpha!r}")
         super().__init__(params, base_optimizer, rho=rho, **kwargs)
         self.k = k
