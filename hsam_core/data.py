@@ -17,6 +17,23 @@ from dataclasses import dataclass
 import torch
 
 
+def _check_tensors(owner: str, **tensors: object) -> None:
+    """Each argument a floating-point tensor with at least one sample, all on one device."""
+    for name, x in tensors.items():
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"{owner}: {name} must be a torch.Tensor, got {type(x).__name__} "
+                "(convert with torch.as_tensor(..., dtype=torch.float32))"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"{owner}: {name} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.dim() >= 1 and x.shape[0] == 0:
+            raise ValueError(f"{owner}: {name} is empty (shape {tuple(x.shape)})")
+    devices = {name: x.device for name, x in tensors.items()}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"{owner}: tensors on different devices: {devices}")
+
+
 def _check_finite(name: str, x: torch.Tensor) -> None:
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).sum().item()
@@ -31,17 +48,33 @@ class Trajectories:
     x: torch.Tensor
 
     def __post_init__(self) -> None:
-        if self.t.dim() != 1 or self.x.dim() != 3 or self.x.shape[1] != self.t.shape[0]:
+        _check_tensors("Trajectories", t=self.t, x=self.x)
+        if (
+            self.t.dim() != 1
+            or self.x.dim() != 3
+            or self.x.shape[1] != self.t.shape[0]
+            or self.t.shape[0] < 2
+            or self.x.shape[2] < 1
+        ):
             raise ValueError(
-                f"trajectories need t of shape (T,) and x of shape (N, T, d); got t "
+                f"trajectories need t of shape (T,) with T >= 2 and x of shape (N, T, d); got t "
                 f"{tuple(self.t.shape)} and x {tuple(self.x.shape)}"
             )
         _check_finite("trajectory data", self.x)
         _check_finite("time grid", self.t)
+        steps = self.t[1:] - self.t[:-1]
+        if not (steps > 0).all():
+            i = int((steps <= 0).nonzero()[0])
+            raise ValueError(
+                "Trajectories: the time grid t must be strictly increasing, got "
+                f"t[{i}] = {self.t[i].item():g} followed by t[{i + 1}] = {self.t[i + 1].item():g}"
+            )
 
     def windows(self, steps: int | None) -> Trajectories:
         """All windows of ``steps`` steps (``steps + 1`` points) of every trajectory, as a new
         set of N·(T − steps) trajectories; ``None`` keeps whole trajectories."""
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
+            raise TypeError(f"windows: steps must be an int or None, got {steps!r}")
         if steps is None or steps == self.t.shape[0] - 1:
             return self
         if not 1 <= steps < self.t.shape[0]:
@@ -75,10 +108,15 @@ class Pairs:
     y: torch.Tensor
 
     def __post_init__(self) -> None:
+        _check_tensors("Pairs", x=self.x, y=self.y)
         if self.x.dim() != 2 or self.y.dim() != 2 or self.x.shape[0] != self.y.shape[0]:
             raise ValueError(
                 f"pairs need x of shape (N, d_in) and y of shape (N, d_out); got x "
                 f"{tuple(self.x.shape)} and y {tuple(self.y.shape)}"
+            )
+        if self.x.dtype != self.y.dtype:
+            raise TypeError(
+                f"Pairs: x and y must have one dtype, got x {self.x.dtype} and y {self.y.dtype}"
             )
         _check_finite("inputs x", self.x)
         _check_finite("outputs y", self.y)

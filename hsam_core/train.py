@@ -11,6 +11,7 @@ order from its own seed, exactly as a separate run with that seed would.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,26 @@ from .ensemble import Ensemble
 from .metrics import fnn_sq_norm
 from .regularizers import Regularizer, from_params
 from .sam import SAM, LookSAM
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_number(name: str, value: object, minimum: str, optional: bool = False) -> None:
+    """``value`` a finite number ``> 0`` or ``>= 0`` (``minimum``), or ``None`` where
+    ``optional``; else an error naming the argument, the value and what was expected."""
+    if optional and value is None:
+        return
+    if (
+        not _is_real(value)
+        or not math.isfinite(value)
+        or (value <= 0 if minimum == "> 0" else value < 0)
+    ):
+        expected = f"a finite number {minimum}"
+        raise ValueError(
+            f"fit: {name} must be {'None or ' if optional else ''}{expected}, got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -38,12 +59,26 @@ class Method:
     regularizer: Regularizer | None = None  # compared by its settings (Regularizer.params)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label:
+            raise ValueError(f"Method: label must be a non-empty string, got {self.label!r}")
         if self.perturb not in ("nn", "all"):
             raise ValueError(f"perturb must be 'nn' or 'all', got {self.perturb!r}")
-        if not math.isfinite(self.rho) or self.rho < 0:
-            raise ValueError(f"rho must be a finite number >= 0, got {self.rho!r}")
+        for name in ("rho", "eta", "alpha"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"Method: {name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.adaptive, bool):
+            raise TypeError(f"Method: adaptive must be True or False, got {self.adaptive!r}")
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(
+                f"Method: every must be an int >= 1 (a SAM step every k steps), got {self.every!r}"
+            )
         if self.every != 1 and self.rho == 0:
             raise ValueError(f"every = {self.every} amortises SAM steps: it needs rho > 0")
+        if self.regularizer is not None and not isinstance(self.regularizer, Regularizer):
+            raise TypeError(
+                f"Method: regularizer must be a Regularizer or None, got {self.regularizer!r}"
+            )
 
     @property
     def kind(self) -> str:
@@ -202,8 +237,9 @@ def fit(
 
     Args:
         data: a :class:`~hsam_core.data.Trajectories` (windows) or :class:`~hsam_core.data.Pairs`.
-        batch_size: minibatch size; ``None`` = full batch.
-        clip: clip each member's update gradient to this norm. With SAM the clipping happens
+        batch_size: minibatch size, an int >= 1; ``None`` (or any size >= the number of
+            samples) = full batch.
+        clip: clip each member's update gradient to this norm (> 0). With SAM the clipping happens
             inside the closure, i.e. on both gradients: on the first it changes nothing (SAM
             normalises it), on the second it clips the gradient that makes the update.
         seeds: member k's minibatch order comes from ``seeds[k]`` (default: ``model.seeds``,
@@ -217,20 +253,52 @@ def fit(
     """
     if not isinstance(model, Ensemble):
         raise TypeError("fit trains an Ensemble; wrap a single model as Ensemble([model])")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if not all(callable(getattr(data, a, None)) for a in ("loss", "to", "__len__")):
+        raise TypeError(
+            "fit: data must be a Trajectories or Pairs (an object with __len__, to and loss), "
+            f"got {type(data).__name__}"
+        )
+    if len(data) < 1:
+        raise ValueError("fit: data holds no samples")
+    if not isinstance(method, Method):
+        raise TypeError(
+            f"fit: method must be a Method (e.g. Method.sam(0.1)), got {type(method).__name__}"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            f"fit: batch_size must be None (full batch) or an int >= 1, got {batch_size!r}"
+        )
+    _check_number("lr_nn", lr_nn, ">= 0")  # 0 freezes a part (e.g. θ at its initial value)
+    _check_number("lr_phys", lr_phys, ">= 0")
+    _check_number("clip", clip, "> 0", optional=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"fit: optimizer must be None or a torch.optim.Optimizer, got {optimizer!r}"
+        )
     k = model.size
     seeds = list(model.seeds if seeds is None else seeds)
     if len(seeds) != k:
         raise ValueError(f"{len(seeds)} seeds for an ensemble of {k} members")
-    if any(not 0 < m < epochs for m in lr_milestones) or not 0 < lr_gamma <= 1:
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in seeds):
+        raise ValueError(f"fit: seeds must be ints, got {seeds!r}")
+    lr_milestones = list(lr_milestones)
+    if (
+        any(isinstance(m, bool) or not isinstance(m, int) for m in lr_milestones)
+        or not _is_real(lr_gamma)
+        or any(not 0 < m < epochs for m in lr_milestones)
+        or not 0 < lr_gamma <= 1
+    ):
         raise ValueError(
             f"lr_milestones must lie in (0, epochs = {epochs}) and lr_gamma in (0, 1]; got "
             f"{tuple(lr_milestones)} and {lr_gamma}"
         )
     optimizer = optimizer or make_optimizer(model, method, lr_nn, lr_phys)
     check_optimizer(model, optimizer)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(lr_milestones), lr_gamma)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones, lr_gamma)
     reg = method.regularizer
     if reg is not None:
         reg.reset(k)
@@ -238,7 +306,7 @@ def fit(
     batch = n if batch_size is None else min(batch_size, n)
     device = next(model.parameters()).device
     data = data.to(device)
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     params = list(model.parameters())
 
     def run_batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -149,19 +149,35 @@ def test_theta_rel_error_and_cosine():
         hc.theta_rel_error({"a": torch.tensor([1.0])}, {"c": 1.0})
 
 
-def test_top_hessian_eigenvalue_matches_closed_form():
-    """Linear network y = W x under MSE: H = 2/(N d_out) · XᵀX ⊗ I."""
+class ScaleFirst(Scale):
+    """g_phys(x) = (θ · x₀, 0): the toy law on the first of two outputs."""
+
+    def forward(self, x):
+        first = super().forward(x)
+        return torch.cat([first, torch.zeros_like(first)], dim=-1)
+
+
+def test_top_hessian_eigenvalue_and_sharpness_match_closed_form():
+    """Linear network y = W x under MSE: H = 2/(N d_out) · XᵀX ⊗ I. The loss is quadratic in
+    W, so the ascent-step sharpness is exact: L(W + ρ Ĝ) − L(W) = ρ ‖G‖ + ½ ρ² ĜᵀHĜ with
+    G = ∇L(W) and Ĝ = G / ‖G‖."""
     torch.manual_seed(0)
     x, y = torch.randn(40, 3), torch.randn(40, 2)
     net = torch.nn.Linear(3, 2, bias=False)
-    model = hc.Ensemble([hc.StaticHybrid(Scale(), net, state_dim=3)])
+    model = hc.Ensemble([hc.StaticHybrid(ScaleFirst(), net, state_dim=3)])
     # g_phys only adds θ x₀ to the first output: it does not change the Hessian in W
     data = hc.Pairs(x, y)
     eig = hc.top_hessian_eigenvalue(model, data, iterations=200)
     expected = 2 / (40 * 2) * torch.linalg.eigvalsh(x.T @ x).max()
     torch.testing.assert_close(eig, expected.reshape(1), rtol=1e-3, atol=1e-5)
-    rise = hc.sharpness_ascent(model, data, rho=0.1)
-    assert rise.item() > 0
+    rho = 0.1
+    rise = hc.sharpness_ascent(model, data, rho=rho)
+    xd, yd, w = x.double(), y.double(), net.weight.detach().double()
+    phys = torch.cat([xd[:, :1], torch.zeros(40, 1, dtype=torch.float64)], dim=-1)  # θ = 1
+    grad = 2 / (40 * 2) * (xd @ w.T + phys - yd).T @ xd  # ∇_W of the mean squared error
+    unit = grad / grad.norm()
+    closed_form = rho * grad.norm() + rho**2 / (40 * 2) * (xd @ unit.T).pow(2).sum()
+    torch.testing.assert_close(rise.double(), closed_form.reshape(1), rtol=1e-4, atol=1e-6)
 
 
 def test_regularizers_run_and_shrink_the_network():
