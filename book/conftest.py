@@ -11,8 +11,9 @@ import nbval.plugin as _nbval
 _nbval.metadata_tags.setdefault("skip-execution", "skip")
 
 # Output kinds that differ between machines or library versions even when the code is right.
-# ``--nbval-lax`` compares only cells marked ``# NBVAL_CHECK_OUTPUT``; even there these kinds
-# are never compared. (PNG/JPEG are already skipped by nbval unless ``--nbdime`` is given.)
+# ``--nbval-lax`` compares only cells marked ``# NBVAL_CHECK_OUTPUT`` — no chapter marks one
+# (the committed outputs are full-mode, nbval runs quick mode) — and even there these kinds
+# would never be compared. (PNG/JPEG are already skipped by nbval unless ``--nbdime`` is given.)
 _NOT_COMPARED = (
     "image/svg+xml",  # random element ids
     "text/html",  # pandas/tqdm markup
