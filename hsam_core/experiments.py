@@ -26,6 +26,7 @@ import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -368,6 +369,45 @@ def run(
     return Result(pd.DataFrame(payload["rows"]), payload["history"], trained)
 
 
+def _check_validation_table(results: pd.DataFrame) -> None:
+    """What :func:`select_by_validation` refuses: a table that is not one, missing columns,
+    repeated row labels, and a configuration with a non-finite validation score."""
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(
+            f"select_by_validation: results must be a pandas DataFrame, got {type(results).__name__}"
+        )
+    missing = [c for c in ("method", "rho", "val_mse") if c not in results.columns]
+    if missing:
+        raise ValueError(
+            f"select_by_validation: results lacks the column(s) {missing}; it needs one row per "
+            "seed with 'method', 'rho' and 'val_mse'"
+        )
+    repeated = results.index[results.index.duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(
+            f"select_by_validation: results has repeated row labels {repeated[:5]}"
+            f"{' ...' if len(repeated) > 5 else ''}, so marking one row would mark others; "
+            "build it with pd.concat(..., ignore_index=True) or call .reset_index(drop=True)"
+        )
+    values = pd.to_numeric(results["val_mse"], errors="coerce").to_numpy(dtype=float)
+    bad = results[~np.isfinite(values)]
+    if len(bad):
+        who = bad["seed"] if "seed" in bad.columns else pd.Series(bad.index, index=bad.index)
+        configs = {
+            (method, rho): who[rows.index].tolist()
+            for (method, rho), rows in bad.groupby(["method", "rho"], sort=False)
+        }
+        named = "; ".join(
+            f"(method={m!r}, rho={r!r}): {'seeds' if 'seed' in bad.columns else 'rows'} {s}"
+            for (m, r), s in configs.items()
+        )
+        raise ValueError(
+            f"select_by_validation: non-finite validation MSE (diverged or missing) for {named}. "
+            "A median over the remaining seeds would hide them; re-run those seeds, or drop "
+            "the configuration (or the rows) explicitly before selecting"
+        )
+
+
 def select_by_validation(results: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
     """Mark (``selected = 1``) the ρ of each method with the lowest median validation MSE.
 
@@ -376,7 +416,20 @@ def select_by_validation(results: pd.DataFrame, within_spread: bool = False) -> 
     seeds — among fits the seeds cannot tell apart, the one trained for the widest flatness.
 
     The rule never looks at θ. Methods with a single configuration are selected as they are.
+
+    Refused (``ValueError``): a table with repeated row labels (e.g. a ``pd.concat`` without
+    ``ignore_index=True``), where marking the rows of one ρ would also mark rows of another;
+    and a non-finite (NaN, inf) ``val_mse``, named by (method, ρ) and seeds. Refusing rather
+    than reporting is deliberate: pandas' median skips NaN, so a configuration whose seeds
+    mostly diverged would be ranked on its few surviving seeds and could win, and whether a
+    diverged seed means "worst" or "missing" is the caller's decision, not the rule's — drop or
+    re-run such seeds explicitly, and the selection says what it was computed from.
     """
+    if not isinstance(within_spread, (bool, np.bool_)):
+        raise TypeError(
+            f"select_by_validation: within_spread must be True or False, got {within_spread!r}"
+        )
+    _check_validation_table(results)
     results = results.copy()
     results["selected"] = 0
     for _, rows in results.groupby("method"):
