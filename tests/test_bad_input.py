@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import hsam_core as hc
-from hsam_core import experiments, runtime
+from hsam_core import settings
 from hsam_core.experiments import select_by_validation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -262,25 +262,28 @@ def test_select_by_validation_refuses_a_table_it_cannot_read():
 # --- the quick-mode cache ----------------------------------------------------------------------
 
 
-def test_the_quick_cache_folder_changes_with_any_source_file(tmp_path):
-    """The folder is keyed by every *.py of hsam_core: an edit anywhere (experiments.py's glue
-    and systems/ included, which the finer cache keys leave out) gives a new, empty folder."""
+def test_the_quick_folders_change_with_any_source_file(tmp_path):
+    """Quick mode's scratch store and cache are named after every *.py of hsam_core: an edit
+    anywhere (systems/ and the glue included) gives new, empty folders."""
     copy = tmp_path / "hsam_core"
-    shutil.copytree(runtime.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    before = runtime.quick_cache_dir(copy)
-    assert before == runtime.quick_cache_dir(copy)  # deterministic
-    assert before.parent.name == "hsam-quick-cache"
+    shutil.copytree(settings.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = settings.source_hash(copy)
+    assert before == settings.source_hash(copy)  # deterministic
     for name in ("experiments.py", "systems/duffing.py", "sam.py"):
         path = copy / name
         original = path.read_text()
         path.write_text(original + "\n# an edit\n")
-        assert runtime.quick_cache_dir(copy) != before, name
+        assert settings.source_hash(copy) != before, name
         path.write_text(original)
-        assert runtime.quick_cache_dir(copy) == before
+        assert settings.source_hash(copy) == before
     (copy / "new_module.py").write_text("X = 1\n")
-    assert runtime.quick_cache_dir(copy) != before
-    # the package's own folder is the one experiments (and reaction_diffusion) use
-    assert experiments.QUICK_CACHE_DIR == runtime.quick_cache_dir()
+    assert settings.source_hash(copy) != before
+    # the package's own folders are the ones quick mode uses
+    quick = settings.from_environment({"HSAM_QUICK": "1"})
+    assert quick.store.parent.name == quick.cache.parent.name == settings.source_hash()
+    assert quick.store.parent.parent.name == "hsam-quick"
+    full = settings.from_environment({})
+    assert full.store == settings.BOOK_STORE and not full.quick
 
 
 def test_ci_runs_readmes_command_after_emptying_the_quick_cache():
@@ -289,6 +292,6 @@ def test_ci_runs_readmes_command_after_emptying_the_quick_cache():
     command = re.search(r"^HSAM_QUICK=1 python -m pytest .*$", readme, re.M).group(0)
     ci_lines = ci.splitlines()
     assert command in ci_lines
-    clear = ci_lines.index('rm -rf "${TMPDIR:-/tmp}/hsam-quick-cache"')
+    clear = ci_lines.index('rm -rf "${TMPDIR:-/tmp}/hsam-quick"')
     assert clear < ci_lines.index(command)
     assert "sanitize" not in command  # no cell is marked # NBVAL_CHECK_OUTPUT: nothing to sanitize

@@ -2,7 +2,6 @@
 seconds on one CPU thread."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -95,9 +94,7 @@ def test_rd_initial_states_deterministic_and_disjoint():
 
 
 def test_rd_data_and_cache_hit(tmp_path, monkeypatch):
-    start = time.perf_counter()
     data = rd.make_data("train", 2, horizon=0.3, cache_dir=tmp_path)
-    first = time.perf_counter() - start
     assert data.x.shape == (2, 4, rd.STATE_DIM) and data.t.shape == (4,)
     assert torch.isfinite(data.x).all() and torch.allclose(data.t, torch.tensor([0, 0.1, 0.2, 0.3]))
     assert len(list((tmp_path / "data").glob("*.pt"))) == 1
@@ -106,11 +103,9 @@ def test_rd_data_and_cache_hit(tmp_path, monkeypatch):
         raise AssertionError("the cached trajectories were simulated again")
 
     monkeypatch.setattr(rd, "simulate", no_simulation)
-    start = time.perf_counter()
+    # a cache hit is the simulator not being called (a wall-clock ratio was flaky on shared CPUs)
     again = rd.make_data("train", 2, horizon=0.3, cache_dir=tmp_path)
-    second = time.perf_counter() - start
     assert torch.equal(again.x, data.x)
-    assert second < first / 3, (first, second)
     # other settings are another file
     with pytest.raises(AssertionError, match="simulated again"):
         rd.make_data("train", 3, horizon=0.3, cache_dir=tmp_path)
