@@ -232,7 +232,8 @@ def train_and_score(
     Returns the payload that :func:`run` caches — ``{"rows": [one dict per seed], "history":
     History, "model": state dict on the CPU}`` — and the trained ensemble.
 
-    Sets ``torch.set_flush_denormal(True)`` for the process (CPU only): subnormal floats
+    Trains and scores with ``torch.set_flush_denormal(True)`` (CPU only), and sets it back to
+    torch's default (off) when done, so that nothing after it computes differently: subnormal floats
     (< 1.2e-38) slow a CPU matrix product up to ~85x on some processors (measured on this
     project's machines: L2 fits of the architecture study ran over 35 minutes against ERM's 12
     without it, 14 with it; the source of the subnormals was not isolated). Flushing them to
@@ -240,6 +241,13 @@ def train_and_score(
     every result, in a notebook or a sweep, is trained with the flag, so that both give the same
     numbers."""
     torch.set_flush_denormal(True)
+    try:
+        return _train_and_score(task, method, seeds, settings, model, device, make_model)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_and_score(task, method, seeds, settings, model, device, make_model):
     model = Ensemble.from_seeds(_builder(task, model, make_model), seeds)
     model = model.to(device or default_device())
     history = fit(

@@ -116,10 +116,12 @@ def test_twin_reuses_chapter_8_data_and_swaps_the_physics():
     assert isinstance(model.physics, twin.ConservativeDuffing)
     assert model.network[0].in_features == 2 and model.network[-1].out_features == 2
     # with the true (α, β) the physics misses exactly the damping
-    s = torch.randn(64, 2, dtype=torch.float64)
+    # seeded: the states must not depend on what other tests drew; θ is stored through a
+    # softplus computed in float32, so the laws agree to float32 precision, not to 1e-12
+    s = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     physics = twin.ConservativeDuffing(twin.ALPHA, twin.BETA).double()
     damping = torch.stack([torch.zeros(64), -twin.DELTA * s[:, 1]], -1).double()
-    assert torch.allclose(physics(s) + damping, duffing.true_vector_field(s), atol=1e-12)
+    assert torch.allclose(physics(s) + damping, duffing.true_vector_field(s), atol=1e-6)
 
 
 def test_twin_grid_matches_chapter_8_plus_the_control():

@@ -135,10 +135,11 @@ def test_in_full_mode_a_chapter_never_trains_a_missing_run():
         report.results(STUDY)
 
 
-def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread):
+def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread, monkeypatch):
     """experiments.run (a chapter) and sweep.train_job (a sweep) train through train_and_score,
-    which flushes subnormal floats to zero: the same configuration gives the same numbers on
-    both paths (flushing changes results at float32 rounding, and training amplifies that)."""
+    which flushes subnormal floats to zero while it trains and scores, and only then: the same
+    configuration gives the same numbers on both paths (flushing changes results at float32
+    rounding, and training amplifies that), and nothing after it computes differently."""
     study = STUDY
     erm = next(c for c in study.configs if c.label == "ERM")
     training = dict(study.training)
@@ -146,15 +147,23 @@ def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread):
         pytest.skip("this CPU cannot flush subnormal floats (no SSE3)")
     torch.set_flush_denormal(False)
     subnormal = torch.tensor([1e-39])  # made with the flag off (with it on, it would be 0)
+    seen = []
+    fit = experiments.fit
+
+    def watched(*args, **kwargs):
+        seen.append((subnormal * 1.0).item())  # 0.0 while the flag is set
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "fit", watched)
     try:
         assert (subnormal * 1.0).item() > 0
         chapter = experiments.run(
             study.build_task(), erm.method, study.seeds, cache=False, **training
         )
-        assert (subnormal * 1.0).item() == 0.0  # run() trained with the flag set
-        torch.set_flush_denormal(False)
+        assert (subnormal * 1.0).item() > 0  # the flag is off again after the run
         [job] = sum(sweep.plan([STUDY], ["ERM"], EPOCHS), [])
         payload = sweep.train_job(STUDY, job.index, job.spec, settings.get().quick)
     finally:
         torch.set_flush_denormal(False)
+    assert seen == [0.0, 0.0]  # both trained with the flag set
     assert untimed(payload["rows"]) == untimed(chapter.rows.to_dict("records"))

@@ -47,12 +47,14 @@ def test_duffing_data_deterministic_disjoint_and_nonlinear():
 
 
 def test_duffing_physics_with_true_theta_is_the_linear_part():
-    s = torch.randn(64, 2, dtype=torch.float64)
+    # seeded: the states must not depend on what other tests drew; θ is stored through a
+    # softplus computed in float32, so the laws agree to float32 precision, not to 1e-12
+    s = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     phys = duffing.DampedLinearOscillator(duffing.ALPHA, duffing.DELTA).double()
     cubic = torch.stack([torch.zeros(64), -duffing.BETA * s[:, 0] ** 3], -1).double()
-    assert torch.allclose(phys(s) + cubic, duffing.true_vector_field(s), atol=1e-12)
+    assert torch.allclose(phys(s) + cubic, duffing.true_vector_field(s), atol=1e-6)
     complete = duffing.DuffingPhysics(duffing.ALPHA, duffing.DELTA, duffing.BETA).double()
-    assert torch.allclose(complete(s), duffing.true_vector_field(s), atol=1e-12)
+    assert torch.allclose(complete(s), duffing.true_vector_field(s), atol=1e-6)
 
 
 def test_duffing_fit_smoke():
