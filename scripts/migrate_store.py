@@ -66,6 +66,19 @@ def same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
+def fill_flags(stored: pd.DataFrame, copy: pd.DataFrame) -> pd.DataFrame | None:
+    """The stored rows with ``converged`` and ``theta_drift`` taken from another table's copy of
+    the same run (same numbers) where the stored ones lack them; None if there is nothing to
+    fill. (Chapter 5's table had no convergence columns; section 5c's copy of its runs has.)"""
+    stored = stored.sort_values("seed", ignore_index=True)
+    copy = copy.sort_values("seed", ignore_index=True)
+    columns = [c for c in ("converged", "theta_drift") if stored[c].isna().all()]
+    columns = [c for c in columns if copy[c].notna().any()]
+    if not columns:
+        return None
+    return stored.assign(**{c: copy[c].to_numpy() for c in columns})
+
+
 def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, list[str]]:
     text = subprocess.run(
         ["git", "show", f"{commit}:book/results/{file}"],
@@ -101,7 +114,12 @@ def migrate(file: str, studies: str, device: str, commit: str) -> tuple[int, lis
         out = store._order(out)
         stored = store.read(spec["task"])
         if len(stored) and (stored.key == key).any():
-            if not same_numbers(out, stored[stored.key == key]):
+            mine = stored[stored.key == key]
+            filled = fill_flags(mine, out) if same_numbers(out, mine) else None
+            if filled is not None:
+                store.write(key, spec, store._order(filled), replace=True)
+                continue
+            if not same_numbers(out, mine):
                 old = stored[stored.key == key].theta_rel_error.median()
                 conflicts.append(
                     f"{file}: {label} rho {rho:g} (run {key}): median theta error "
