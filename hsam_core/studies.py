@@ -152,7 +152,7 @@ def _comparison(task: str, hidden: int | None, normalized: bool, quick: Sequence
     width = {} if hidden is None else {"hidden": hidden}
     configs = Config.comparison(
         physics_only={"network": False},
-        nn_only={**width, "physics": "none" if task != "wind_tunnel" else False},
+        nn_only={**width, "physics": "none"},
         regularizers=[
             Aphynity(**APHYNITY_PENDULUM, normalized=normalized),
             L2(1e-3),

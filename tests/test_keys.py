@@ -205,3 +205,19 @@ def test_a_key_names_every_field_of_the_spec():
     assert longer.key(variants[0]) != study.key(variants[0])
     gpu = study.but(device="cuda")
     assert gpu.key(variants[0]) != study.key(variants[0])
+
+
+def test_every_studys_ends_build_the_models_their_labels_say():
+    """'NN only' has no physics and 'physics only' no network, on every task (a truthy string
+    once gave the light tunnel's 'NN only' its physics back; `reproduce --check` found it)."""
+    for name in studies.names():
+        study = studies.get(name)
+        task = study.build_task()
+        for config in study.configs:
+            model = task.make_model(**(config.model or {}))
+            if config.label == "NN only":
+                assert model.physics is None and model.network is not None, name
+            if config.label.startswith("physics only"):
+                assert model.network is None and model.physics is not None, name
+            if config.model is None:
+                assert model.physics is not None and model.network is not None, name

@@ -171,11 +171,16 @@ def pairs_from_frame(frame: pd.DataFrame) -> Pairs:
     return to_pairs(frame)
 
 
-def make_hybrid(hidden: int = 64, network: bool = True, physics: bool = True) -> StaticHybrid:
-    """Malus's law with unknown colour response (or no physics) + MLP 5→hidden→hidden→1 (or
-    no network)."""
+def make_hybrid(
+    hidden: int = 64, network: bool = True, physics: str = "incomplete"
+) -> StaticHybrid:
+    """Malus's law with unknown colour response (``physics="incomplete"``, or ``"none"``) +
+    MLP 5→hidden→hidden→1 (or no network)."""
+    laws = {"incomplete": MalusLaw, "none": lambda: None}
+    if physics not in laws:
+        raise ValueError(f"physics must be one of {sorted(laws)}, got {physics!r}")
     net = mlp([len(INPUTS), hidden, hidden, 1]) if network else None
-    return StaticHybrid(MalusLaw() if physics else None, net, state_dim=len(INPUTS))
+    return StaticHybrid(laws[physics](), net, state_dim=len(INPUTS))
 
 
 def theta_scores(theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

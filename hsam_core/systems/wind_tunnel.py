@@ -152,10 +152,16 @@ def hatch_term(x: torch.Tensor) -> torch.Tensor:
     return -S_MAX * BETA * dev * drive / P_SCALE
 
 
-def make_hybrid(hidden: int = 64, physics: bool = True, network: bool = True) -> StaticHybrid:
-    """The C1 law with unknown (S, p₀) (or none) + MLP 3→hidden→hidden→1 (or none)."""
+def make_hybrid(
+    hidden: int = 64, physics: str = "incomplete", network: bool = True
+) -> StaticHybrid:
+    """The C1 law with unknown (S, p₀) (``physics="incomplete"``, or ``"none"``) + MLP
+    3→hidden→hidden→1 (or no network)."""
+    laws = {"incomplete": FanPressureLaw, "none": lambda: None}
+    if physics not in laws:
+        raise ValueError(f"physics must be one of {sorted(laws)}, got {physics!r}")
     net = mlp([3, hidden, hidden, 1]) if network else None
-    return StaticHybrid(FanPressureLaw() if physics else None, net, state_dim=3)
+    return StaticHybrid(laws[physics](), net, state_dim=3)
 
 
 # The task's version in run keys: bump it when the model or scoring change what a run computes
