@@ -18,9 +18,8 @@ what the physics can represent (x and x³), so the minimum-norm reference lies c
 (α, β): the same data and methods, a different division of labour.
 
 Quick mode: 10 training trajectories, a 32-wide network, as in :mod:`duffing`.
-``grid()``, ``task()``, ``SEEDS`` and ``TRAINING`` follow the convention of
-``python -m hsam_core.experiments duffing_identifiable``, which fills the results cache ahead
-of the chapter.
+Its studies (chapter 8b's grid, four times longer, on a GPU) are in :mod:`hsam_core.studies`:
+``python -m hsam_core sweep duffing_identifiable`` trains what the results store lacks.
 """
 
 from __future__ import annotations

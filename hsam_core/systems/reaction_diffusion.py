@@ -139,10 +139,10 @@ def _generator_hash(settings: dict) -> str:
     """Hash of the generation settings and of the syntax trees of the generating functions
     (comments and formatting do not count; a change in the numerics does).
 
-    Plain ``ast.dump``, whose form differs between Python versions
-    (:func:`~hsam_core.experiments.syntax_dump`): under another Python the data are simulated
-    again, to the same numbers. Kept so, because this module's code is part of every
-    reaction–diffusion result's cache key, and editing it would orphan those results."""
+    It names the file of the local data cache only (a run's key holds the content hash of the
+    data themselves, :attr:`hsam_core.experiments.Task.data_hash`). Plain ``ast.dump``, whose
+    form differs between Python versions: under another Python the data are simulated again,
+    to the same numbers."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for fn in GENERATORS:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
