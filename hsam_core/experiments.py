@@ -187,21 +187,10 @@ def run_key(inputs: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def cache_file(
-    task: Task,
-    method: Method,
-    seeds: Sequence[int],
-    settings: dict,
-    model: Mapping | None = None,
-    folder: pathlib.Path | None = None,
-    device: str = "any",
-) -> tuple[pathlib.Path, dict]:
-    """Where the result of one configuration is cached, and the inputs its name hashes.
-
-    ``folder`` defaults to ``runs/`` of the settings' cache (a scratch folder in quick mode)."""
-    folder = folder if folder is not None else hsam_settings.get().cache / "runs"
-    inputs = run_spec(task, method, seeds, settings, model, device)
-    return folder / f"{task.name}-{run_key(inputs)}.pt", inputs
+def cache_path(spec: dict) -> pathlib.Path:
+    """Where the weights of the run ``spec`` (:func:`run_spec`) are cached: ``runs/`` of the
+    settings' cache folder (a scratch folder in quick mode), named by task and key."""
+    return hsam_settings.get().cache / "runs" / f"{spec['task']}-{run_key(spec)}.pt"
 
 
 def save_result(payload: dict, path: pathlib.Path) -> None:
@@ -364,7 +353,8 @@ def run(
             "name the model by keyword arguments of task.make_model (model={...})"
         )
     if cache:
-        path, key_inputs = cache_file(task, method, seeds, settings, model)
+        key_inputs = run_spec(task, method, seeds, settings, model)
+        path = cache_path(key_inputs)
         if path.exists():
             saved = torch.load(path, weights_only=False)
             trained = Ensemble.from_seeds(_builder(task, model, None), seeds)

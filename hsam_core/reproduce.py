@@ -127,9 +127,9 @@ def check(
     if committed.quick:
         raise ValueError("check compares with the committed full-mode results: unset HSAM_QUICK")
     studies = sweep.resolve(names)
-    _, stored = sweep.plan(studies)
+    todo, stored = sweep.plan(studies)
     keys = {job.key for job in stored}
-    absent = [f"{j.study.name}: {j.label} rho={j.rho:g}" for j in sweep.plan(studies)[0]]
+    absent = [f"{j.study.name}: {j.label} rho={j.rho:g}" for j in todo]
     if absent:
         raise ValueError(f"not in the committed store {committed.store}: {absent}")
     scratch = scratch or pathlib.Path(tempfile.mkdtemp(prefix="hsam-check-"))

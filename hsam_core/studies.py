@@ -54,7 +54,6 @@ class Study:
     training: Mapping = field(default_factory=dict)
     task_params: Mapping = field(default_factory=dict)
     device: str = "any"
-    description: str = ""
 
     def __post_init__(self) -> None:
         if not self.configs:

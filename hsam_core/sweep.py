@@ -74,11 +74,10 @@ def plan(
     for study in resolve(names, epochs):
         chosen = study.only(labels) if labels else study
         index = {(c.label, c.method.rho): i for i, c in enumerate(study.configs)}
-        task = study.build_task()
         for config in chosen.configs:
             spec = study.spec(config)
             key = experiments.run_key(spec)
-            path = settings.get().cache / "runs" / f"{task.name}-{key}.pt"
+            path = experiments.cache_path(spec)
             i = index[config.label, config.method.rho]
             jobs.append(Job(study, i, config.label, config.method.rho, spec, key, path))
     stored = store.read_specs()
