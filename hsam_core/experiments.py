@@ -116,11 +116,22 @@ class Task:
     # (K,), ...}; each key becomes a column.
     theta_scores: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     version: int = 1
+    # The extrapolation split: data the physics should predict and a network alone should not
+    # (initial conditions or inputs outside the training range, a longer horizon), as noisy as
+    # the validation data, so that a θ-free rule may use it; scored for every run as
+    # ``extrap_mse``. None: the task has none (``spec["extrapolation"]`` says what it is).
+    extrapolation: object | None = None
+    # The standard deviation of the measurement noise on the training, validation and
+    # extrapolation data, in the units that :func:`~hsam_core.metrics.prediction_mse` compares
+    # (the test data are noise-free): σ² is the floor of a perfect model's validation MSE.
+    noise: float = 0.0
 
     @functools.cached_property
     def data_hash(self) -> str:
-        """:func:`content_hash` of the training, validation and test data."""
-        return content_hash([self.train, self.val, self.test])
+        """:func:`content_hash` of the training, validation, test and (where the task has one)
+        extrapolation data."""
+        splits = [self.train, self.val, self.test]
+        return content_hash(splits if self.extrapolation is None else [*splits, self.extrapolation])
 
 
 @dataclass
@@ -265,6 +276,9 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
         **theta_columns,
         "val_mse": prediction_mse(model, task.val),
         "test_mse": prediction_mse(model, task.test),
+        "extrap_mse": nan
+        if task.extrapolation is None
+        else prediction_mse(model, task.extrapolation),
         "nn_norm": nn_contribution(model, task.test, task.normalized_norm),
         "sharpness": sharpness_ascent(model, curvature_data, SHARPNESS_RHO) if has_nn else nan,
         "hessian_top": top_hessian_eigenvalue(model, curvature_data) if has_nn else nan,
