@@ -42,7 +42,7 @@ from .metrics import (
 )
 from .regularizers import Regularizer
 from .runtime import default_device, quick_mode
-from .train import History, Method, fit
+from .train import History, Method, Settle, fit
 
 SHARPNESS_RHO = 0.05  # radius of the ascent-step sharpness metric, the same for every method
 
@@ -125,6 +125,10 @@ class Task:
     # extrapolation data, in the units that :func:`~hsam_core.metrics.prediction_mse` compares
     # (the test data are noise-free): σ² is the floor of a perfect model's validation MSE.
     noise: float = 0.0
+    # What the data determine of θ, as functions of θ's history ({name: (E, K)} → {name:
+    # (E, K)}), e.g. ratios for θ identifiable only up to scale: what "θ has settled" watches.
+    # None: θ itself.
+    identified: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
     @functools.cached_property
     def data_hash(self) -> str:
@@ -250,6 +254,7 @@ def train_and_score(
 def _train_and_score(task, method, seeds, settings, model, device, make_model):
     model = Ensemble.from_seeds(_builder(task, model, make_model), seeds)
     model = model.to(device or default_device())
+    settle = settings.get("settle")
     history = fit(
         model,
         task.train,
@@ -259,6 +264,8 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
         lr_nn=settings["lr_nn"],
         lr_phys=settings["lr_phys"],
         lr_milestones=settings.get("lr_milestones", ()),
+        settle=None if settle is None else Settle.from_params(settle),
+        watch=task.identified,
     )
     theta = model.theta()
     model_device = next(model.parameters()).device
@@ -283,10 +290,12 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
         "sharpness": sharpness_ascent(model, curvature_data, SHARPNESS_RHO) if has_nn else nan,
         "hessian_top": top_hessian_eigenvalue(model, curvature_data) if has_nn else nan,
     }
+    scores.update(convergence(history, task.identified, len(seeds)))
     label = settings["model"] or method.label
     rows = []
     for k, seed in enumerate(seeds):
         row = {"task": task.name, "method": label, "rho": method.rho, "seed": seed}
+        row["epochs"] = len(history.loss)
         row.update({name: float(v[k]) for name, v in scores.items()})
         row.update({f"theta_{n}": float(v[k]) for n, v in theta.items()})
         row["device"] = model_device.type
@@ -302,6 +311,27 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
     return {"rows": rows, "history": history, "model": state}, model
 
 
+def convergence(
+    history: History, identified: Callable | None, members: int
+) -> dict[str, torch.Tensor]:
+    """Per member: ``converged`` (1.0 settled, 0.0 not, NaN without θ) and ``theta_drift``
+    (:func:`theta_drift` over the last 20 % of the epochs) of what the data determine of θ
+    (``identified``, default θ itself); with a protocol (:class:`~hsam_core.train.Settle`)
+    the verdict is the protocol's, and ``decay_epoch`` and ``drift_before_decay`` are added."""
+    nan = torch.full((members,), float("nan"))
+    if not history.theta:
+        columns = {"converged": nan, "theta_drift": nan}
+    else:
+        series = history.theta if identified is None else identified(history.theta)
+        columns = {"converged": settled(series).float(), "theta_drift": theta_drift(series)}
+    if history.settled is not None:
+        columns["decay_epoch"] = torch.full((members,), float(history.decay_epoch))
+        columns["drift_before_decay"] = history.drift_before_decay
+        if history.theta:
+            columns["converged"] = history.settled.float()
+    return columns
+
+
 def _builder(
     task: Task, model: Mapping | None, make_model: Callable[[], HybridModel] | None
 ) -> Callable[[], HybridModel]:
@@ -314,17 +344,19 @@ def _builder(
 
 
 def training_settings(
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
     model_label: str = "",
     lr_milestones: Sequence[int] = (),
+    settle: Settle | Mapping | None = None,
 ) -> dict:
     """The training settings of one configuration as :func:`run` keys them (a study's training
     plus the label of its model): the one place that builds them, for :func:`run` and for a
-    sweep that fills the cache ahead of it."""
-    return {
+    sweep that fills the cache ahead of it. ``settle`` (the protocol, instead of ``epochs``)
+    appears in them only when given."""
+    settings = {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr_nn": lr_nn,
@@ -332,13 +364,17 @@ def training_settings(
         "model": model_label,
         "lr_milestones": list(lr_milestones),
     }
+    if settle is not None:
+        protocol = settle if isinstance(settle, Settle) else Settle.from_params(settle)
+        settings["settle"] = protocol.params()
+    return settings
 
 
 def run(
     task: Task,
     method: Method,
     seeds: Sequence[int],
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
@@ -348,19 +384,23 @@ def run(
     device: torch.device | None = None,
     lr_milestones: Sequence[int] = (),
     make_model: Callable[[], HybridModel] | None = None,
+    settle: Settle | None = None,
 ) -> Result:
     """Train ``method`` on ``task`` for every seed (one ensemble) and score each seed.
 
     ``model`` names a variant of the task's model by keyword arguments of ``task.make_model``
     (then ``model_label`` names it in the ``method`` column); ``make_model``, a factory of your
     own, replaces it in a run that is not cached (``cache=False``: such a run has no key); ``lr_milestones`` decays the learning rates tenfold
-    at those epochs (:func:`~hsam_core.train.fit`). Returns the per-seed rows, the training
+    at those epochs and ``settle`` trains by the book's protocol instead of for ``epochs``
+    (:func:`~hsam_core.train.fit`). Returns the per-seed rows, the training
     history and the trained ensemble.
     Results are cached under their key (``cache=False`` always trains): in the settings' cache
     folder, a scratch folder in quick mode. The models train on ``device`` (default: the GPU when
     there is one).
     """
-    settings = training_settings(epochs, batch_size, lr_nn, lr_phys, model_label, lr_milestones)
+    settings = training_settings(
+        epochs, batch_size, lr_nn, lr_phys, model_label, lr_milestones, settle
+    )
     if cache and make_model is not None:
         raise ValueError(
             "a run with a factory of your own (make_model) has no key: pass cache=False, or "

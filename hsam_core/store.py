@@ -59,11 +59,23 @@ METRIC_COLUMNS = (
     "theta_cosine",
     "val_mse",
     "test_mse",
+    "extrap_mse",
     "nn_norm",
     "sharpness",
     "hessian_top",
 )
-RUN_COLUMNS = ("converged", "theta_drift", "seconds", "device", "mode", "source")
+# converged: θ settled (the protocol's verdict where a run used one: hsam_core.train.Settle);
+# theta_drift: over the last 20 % of the epochs; decay_epoch, drift_before_decay: the protocol's
+RUN_COLUMNS = (
+    "converged",
+    "theta_drift",
+    "decay_epoch",
+    "drift_before_decay",
+    "seconds",
+    "device",
+    "mode",
+    "source",
+)
 COLUMNS = ID_COLUMNS + SETTING_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
 # Floats are written with 9 significant digits: every float32 metric reads back exactly.
 FLOAT_FORMAT = "%.9g"
@@ -87,6 +99,7 @@ def fields(spec: dict) -> dict:
     """The columns of a row that :func:`check` derives from its run's specification."""
     method = spec["method"]
     reg = method["regularizer"]
+    epochs = spec["training"].get("epochs")
     return {
         "task": spec["task"],
         "method": spec["training"]["model"] or method["label"],
@@ -98,7 +111,8 @@ def fields(spec: dict) -> dict:
         "regularizer": "" if reg is None else reg["name"],
         "strength": strength(spec),
         "model": "" if spec["model"] is None else json.dumps(spec["model"], sort_keys=True),
-        "epochs": int(spec["training"]["epochs"]),
+        # the epochs run: fixed, or (with the protocol) up to it, in the rows
+        **({} if epochs is None else {"epochs": int(epochs)}),
     }
 
 
@@ -107,22 +121,21 @@ def run_rows(
 ) -> pd.DataFrame:
     """The store rows of one run: its per-seed ``rows`` (as :func:`~hsam_core.experiments.
     train_and_score` returns them) with the fields of ``spec``, ``converged`` and
-    ``theta_drift`` from the θ history ``theta`` (``{name: (epochs, seeds)}``; None: NaN)."""
+    ``theta_drift`` — the rows' own where they carry them, else from the θ history ``theta``
+    (``{name: (epochs, seeds)}``; None: NaN)."""
     frame = pd.DataFrame(list(rows))
     seeds = [int(s) for s in spec["seeds"]]
     if sorted(frame["seed"].astype(int)) != sorted(seeds):
         raise ValueError(f"run {key}: rows for seeds {list(frame.seed)}, spec says {seeds}")
-    if theta:
-        frame["converged"] = settled(theta).float().numpy()
-        frame["theta_drift"] = theta_drift(theta).numpy()
-    else:
-        frame["converged"] = math.nan
-        frame["theta_drift"] = math.nan
+    if "converged" not in frame:  # rows of train_and_score carry them
+        frame["converged"] = settled(theta).float().numpy() if theta else math.nan
+        frame["theta_drift"] = theta_drift(theta).numpy() if theta else math.nan
     for name, value in fields(spec).items():
         frame[name] = value
     frame["key"] = key
     frame["source"] = source
-    for column in (*METRIC_COLUMNS, "seconds"):  # a score a run lacks (no network: no sharpness)
+    # a score a run lacks (no network: no sharpness; no protocol: no decay epoch)
+    for column in (*METRIC_COLUMNS, "decay_epoch", "drift_before_decay", "seconds"):
         if column not in frame:
             frame[column] = math.nan
     drop = [c for c in ("selected",) if c in frame]

@@ -60,11 +60,13 @@ class Study:
             raise ValueError(f"study {self.name!r} has no configurations")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"study {self.name!r}: seeds must be distinct, got {self.seeds}")
-        unknown = set(self.training) - {"epochs", "batch_size", "lr_nn", "lr_phys", "lr_milestones"}
-        if "epochs" not in self.training or unknown:
+        allowed = {"epochs", "settle", "batch_size", "lr_nn", "lr_phys", "lr_milestones"}
+        unknown = set(self.training) - allowed
+        if ("epochs" in self.training) == ("settle" in self.training) or unknown:
             raise ValueError(
-                f"study {self.name!r}: training needs epochs and allows batch_size, lr_nn, "
-                f"lr_phys, lr_milestones; got {dict(self.training)}"
+                f"study {self.name!r}: training needs epochs or settle (the protocol), not "
+                f"both, and allows batch_size, lr_nn, lr_phys, lr_milestones; got "
+                f"{dict(self.training)}"
             )
         labels = [(c.label, c.method.rho) for c in self.configs]
         repeated = sorted({x for x in labels if labels.count(x) > 1})

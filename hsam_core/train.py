@@ -10,10 +10,11 @@ order from its own seed, exactly as a separate run with that seed would.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -162,6 +163,108 @@ class Method:
         )
 
 
+@dataclass(frozen=True)
+class Settle:
+    """The book's training protocol: train at constant rates until θ settles, then decay the
+    rates and confirm it. Every task and method is trained with it (:func:`fit`'s ``settle``).
+
+    **Phase 1, constant rates.** Every ``check_every`` epochs from ``min_epochs`` on, each
+    member's *drift* is measured over a trailing window of ``window`` × (epochs run so far),
+    split into two halves:
+
+        drift = max_i |θ̄_i(second half) − θ̄_i(first half)| / |θ̄_i(second half)|,
+
+    the change of θ's average over half the window (θ̄: the mean over the half's epochs). Jitter
+    from minibatches averages out; a steady drift of r per epoch shows as r · window · E / 2,
+    so a slow drift must get slower as training goes on to pass — the window grows with E.
+    Phase 1 ends at the first check where every member's drift is below ``tol``, or after
+    ``max_epochs`` epochs (the budget): the *decay epoch*.
+
+    **Phase 2, decay.** The learning rates are multiplied by each factor of ``gammas`` in turn,
+    over ``decay_fraction`` × (decay epoch) epochs in all (at least ``min_decay_epochs``),
+    split equally between the factors.
+
+    **Verdict, per member.** *Settled* when its drift at the decay epoch was below ``tol`` (the
+    decay did not freeze a moving θ) and, over the decay phase, every θ stayed within ``tol`` of
+    its final value, relative to it (:func:`hsam_core.experiments.theta_drift` over the phase).
+    A member that used up the budget is reported "not settled", with its drift.
+
+    A model without θ (a network alone) is watched through its training loss instead, with
+    ``loss_tol``: the loss of a network fitting noisy data levels off, its weights need not.
+    """
+
+    tol: float = 1e-3
+    window: float = 0.2
+    min_epochs: int = 100
+    max_epochs: int = 5000
+    check_every: int = 10
+    gammas: tuple[float, ...] = (0.1, 0.01)
+    decay_fraction: float = 0.1
+    min_decay_epochs: int = 10
+    loss_tol: float = 1e-2
+
+    def __post_init__(self) -> None:
+        for name in ("tol", "loss_tol"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"Settle: {name} must be a finite number > 0, got {value!r}")
+        if not _is_real(self.window) or not 0 < self.window <= 1:
+            raise ValueError(f"Settle: window must be in (0, 1], got {self.window!r}")
+        if not _is_real(self.decay_fraction) or not 0 < self.decay_fraction <= 1:
+            raise ValueError(
+                f"Settle: decay_fraction must be in (0, 1], got {self.decay_fraction!r}"
+            )
+        for name in ("min_epochs", "max_epochs", "check_every", "min_decay_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Settle: {name} must be an int >= 1, got {value!r}")
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(
+                f"Settle: min_epochs ({self.min_epochs}) exceeds max_epochs ({self.max_epochs})"
+            )
+        if (
+            not isinstance(self.gammas, tuple)
+            or not self.gammas
+            or not all(_is_real(g) and 0 < g <= 1 for g in self.gammas)
+        ):
+            raise ValueError(
+                f"Settle: gammas must be a non-empty tuple of factors in (0, 1], got {self.gammas!r}"
+            )
+
+    @property
+    def longest(self) -> int:
+        """The most epochs a fit can take: the budget and its decay phase."""
+        return self.max_epochs + self.decay_epochs(self.max_epochs)
+
+    def decay_epochs(self, decay_epoch: int) -> int:
+        """The length of the decay phase that starts at ``decay_epoch``."""
+        length = max(self.min_decay_epochs, math.ceil(self.decay_fraction * decay_epoch))
+        return len(self.gammas) * math.ceil(length / len(self.gammas))
+
+    def drift(self, series: dict[str, torch.Tensor], epochs: int) -> torch.Tensor:
+        """Each member's drift (K,) over the trailing window of the first ``epochs`` rows of
+        ``series`` ({name: (E, K)}, E >= ``epochs``), as the class docstring defines it."""
+        half = max(1, round(self.window * epochs / 2))
+        drifts = []
+        for values in series.values():
+            values = values.reshape(values.shape[0], values.shape[1], -1)
+            recent = values[epochs - half : epochs].mean(0)
+            before = values[epochs - 2 * half : epochs - half].mean(0)
+            drifts.append(((recent - before).abs() / recent.abs().clamp_min(1e-12)).amax(-1))
+        return torch.stack(drifts).amax(0)
+
+    @classmethod
+    def from_params(cls, params: dict) -> Settle:
+        """The protocol of :meth:`params`."""
+        return cls(**{**params, "gammas": tuple(params.get("gammas", cls.gammas))})
+
+    def params(self) -> dict:
+        """The protocol's settings as plain data (a run's key holds them)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {
+            "gammas": list(self.gammas)
+        }
+
+
 def make_optimizer(
     model: Ensemble, method: Method, lr_nn: float = 1e-3, lr_phys: float = 1e-2
 ) -> torch.optim.Optimizer:
@@ -207,6 +310,23 @@ class History:
     theta: dict[str, torch.Tensor]
     nn_norm: torch.Tensor
     seconds: float
+    # With a protocol (:class:`Settle`): the epoch where the decay began, each member's drift
+    # at that epoch (K,), and its verdict (K,) — None without one.
+    decay_epoch: int | None = None
+    drift_before_decay: torch.Tensor | None = None
+    settled: torch.Tensor | None = None
+
+
+def deviation(series: dict[str, torch.Tensor], start: int) -> torch.Tensor:
+    """The largest relative distance (K,) of any series ({name: (E, K, ...)}) from its final
+    value over epochs ``start`` … E − 1: max |v_e − v_E| / |v_E|."""
+    worst = []
+    for values in series.values():
+        values = values.reshape(values.shape[0], values.shape[1], -1)
+        last = values[-1]
+        gap = (values[start:] - last).abs() / last.abs().clamp_min(1e-12)
+        worst.append(gap.amax(dim=(0, 2)))
+    return torch.stack(worst).amax(0)
 
 
 def _clip_per_member_(params: list[torch.Tensor], max_norm: float) -> None:
@@ -222,7 +342,7 @@ def fit(
     model: Ensemble,
     data,
     method: Method,
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
     lr_phys: float = 1e-2,
@@ -232,6 +352,8 @@ def fit(
     progress: bool = False,
     lr_milestones: Sequence[int] = (),
     lr_gamma: float = 0.1,
+    settle: Settle | None = None,
+    watch: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> History:
     """Train ``model`` (an ensemble of K members) on ``data`` with ``method``.
 
@@ -250,6 +372,13 @@ def fit(
         lr_milestones: step decay (torch's ``MultiStepLR``): every learning rate is multiplied
             by ``lr_gamma`` at the start of each of these epochs, e.g. ``(600,)`` trains the
             last epochs of a 700-epoch run at a tenth of the rate, once θ has settled.
+        settle: train by the book's protocol instead of for a fixed number of epochs (give
+            ``epochs`` or ``settle``, not both): constant rates until θ settles, then a decay
+            (:class:`Settle`); the history records the decay epoch, the drift before it and
+            each member's verdict.
+        watch: with ``settle``, the quantities whose settling is tested, as a function of θ's
+            history ({name: (E, K)} → {name: (E, K)}) — e.g. ratios, for θ identifiable only
+            up to scale. Default: θ itself.
     """
     if not isinstance(model, Ensemble):
         raise TypeError("fit trains an Ensemble; wrap a single model as Ensemble([model])")
@@ -264,8 +393,21 @@ def fit(
         raise TypeError(
             f"fit: method must be a Method (e.g. Method.sam(0.1)), got {type(method).__name__}"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if settle is not None:
+        if not isinstance(settle, Settle):
+            raise TypeError(f"fit: settle must be a Settle or None, got {settle!r}")
+        if epochs is not None or list(lr_milestones):
+            raise ValueError(
+                "fit: settle decides when to decay and stop; give it without epochs and "
+                f"lr_milestones (got epochs={epochs!r}, lr_milestones={tuple(lr_milestones)})"
+            )
+        capacity = settle.longest
+    elif isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    else:
+        capacity = epochs
+    if watch is not None and not callable(watch):
+        raise TypeError(f"fit: watch must be a function of θ's history or None, got {watch!r}")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
@@ -289,11 +431,11 @@ def fit(
     if (
         any(isinstance(m, bool) or not isinstance(m, int) for m in lr_milestones)
         or not _is_real(lr_gamma)
-        or any(not 0 < m < epochs for m in lr_milestones)
+        or any(not 0 < m < capacity for m in lr_milestones)
         or not 0 < lr_gamma <= 1
     ):
         raise ValueError(
-            f"lr_milestones must lie in (0, epochs = {epochs}) and lr_gamma in (0, 1]; got "
+            f"lr_milestones must lie in (0, epochs = {capacity}) and lr_gamma in (0, 1]; got "
             f"{tuple(lr_milestones)} and {lr_gamma}"
         )
     optimizer = optimizer or make_optimizer(model, method, lr_nn, lr_phys)
@@ -327,14 +469,18 @@ def fit(
     # mapped θ is the parameter itself, so storing it would store a reference to the final
     # value), and no small long-lived tensor per epoch, which fragments the heap (resident
     # memory grew by ~0.8 MB per full-batch step of a 5-member static hybrid before).
-    history_loss = torch.zeros(epochs, k)
-    history_norm = torch.zeros(epochs, k)
+    history_loss = torch.zeros(capacity, k)
+    history_norm = torch.zeros(capacity, k)
     history_theta = {
-        name: torch.zeros((epochs, *value.shape), dtype=value.dtype)
+        name: torch.zeros((capacity, *value.shape), dtype=value.dtype)
         for name, value in model.theta().items()
     }
+    protocol = None if settle is None else _Protocol(settle, optimizer, history_theta, watch)
+    end = capacity
+    bar = tqdm(total=end, disable=not progress, desc=method.label)
     start = time.perf_counter()
-    for epoch in tqdm(range(epochs), disable=not progress, desc=method.label):
+    epoch = 0
+    while epoch < end:
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         epoch_loss = torch.zeros(k, device=device)
         epoch_norm = torch.zeros(k, device=device)
@@ -361,9 +507,65 @@ def fit(
         with torch.no_grad():
             for name, value in model.theta().items():
                 history_theta[name][epoch] = value
-    return History(
-        loss=history_loss,
-        theta=history_theta,
-        nn_norm=history_norm,
+        epoch += 1
+        bar.update()
+        if protocol is not None:
+            end = protocol.after_epoch(epoch, history_loss)
+            bar.total = end
+    bar.close()
+    history = History(
+        loss=history_loss[:end],
+        theta={name: values[:end] for name, values in history_theta.items()},
+        nn_norm=history_norm[:end],
         seconds=time.perf_counter() - start,
     )
+    return history if protocol is None else protocol.verdict(history)
+
+
+class _Protocol:
+    """:class:`Settle` applied during one :func:`fit`: decides the decay epoch, sets the
+    learning rates of the decay phase, and gives the verdict."""
+
+    def __init__(self, settle: Settle, optimizer, history_theta: dict, watch) -> None:
+        self.settle = settle
+        self.groups = optimizer.param_groups
+        self.base_lrs = [group["lr"] for group in self.groups]
+        self.theta = history_theta
+        self.watch = watch or (lambda theta: theta)
+        self.decay_epoch: int | None = None
+        self.drift: torch.Tensor | None = None
+        self.end = settle.longest
+
+    def series(self, history_loss: torch.Tensor, epochs: int) -> tuple[dict, float]:
+        """The watched series over the first ``epochs`` epochs, and their tolerance."""
+        if self.theta:
+            return self.watch({n: v[:epochs] for n, v in self.theta.items()}), self.settle.tol
+        return {"loss": history_loss[:epochs]}, self.settle.loss_tol
+
+    def after_epoch(self, epoch: int, history_loss: torch.Tensor) -> int:
+        """Called after ``epoch`` epochs; returns the epoch count at which to stop."""
+        s = self.settle
+        if self.decay_epoch is None:
+            due = epoch >= s.min_epochs and epoch % s.check_every == 0
+            if due or epoch >= s.max_epochs:
+                series, tol = self.series(history_loss, epoch)
+                drift = s.drift(series, epoch)
+                if bool((drift < tol).all()) or epoch >= s.max_epochs:
+                    self.decay_epoch, self.drift = epoch, drift
+                    self.end = epoch + s.decay_epochs(epoch)
+        if self.decay_epoch is not None and epoch < self.end:
+            length = self.end - self.decay_epoch
+            gamma = s.gammas[(epoch - self.decay_epoch) * len(s.gammas) // length]
+            for group, lr in zip(self.groups, self.base_lrs):
+                group["lr"] = lr * gamma
+        return self.end
+
+    def verdict(self, history: History) -> History:
+        series, tol = self.series(history.loss, len(history.loss))
+        if not self.theta:  # the loss of the decay phase is lower by construction
+            series = {}
+        still = deviation(series, self.decay_epoch) if series else torch.zeros_like(self.drift)
+        history.decay_epoch = self.decay_epoch
+        history.drift_before_decay = self.drift
+        history.settled = (self.drift < tol) & (still < tol)
+        return history

@@ -193,6 +193,12 @@ def theta_scores(theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"theta_rel_error": ((scaled - true).abs() / true).mean(-1), "theta_cosine": cosine}
 
 
+def ratios(theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the data determine of θ (identifiable only up to scale): θ_r / θ_b and θ_g / θ_b,
+    of θ's values or of their histories."""
+    return {"r/b": theta["r"] / theta["b"], "g/b": theta["g"] / theta["b"]}
+
+
 # The task's version in run keys: bump it when the model or scoring change what a run computes
 # (a change to the data needs no bump: the data hash follows it).
 VERSION = 1
@@ -220,5 +226,6 @@ def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise:
             "y_scale": Y_SCALE,
         },
         theta_scores=theta_scores,
+        identified=ratios,
         version=VERSION,
     )
