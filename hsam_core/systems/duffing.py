@@ -15,8 +15,8 @@ Data:    the initial states of the pendulum task (:func:`pendulum.initial_states
          mean square 1.7), so the training integrator adds no bias worth the name.
 Extrapolation: (``task(extrapolation=True)``) n_val trajectories released from rest at
          x₀ = ±U[2.3, 2.6) (seeds 2·10⁶ + i): energy 9.6–14.8, above every state of the training
-         ring (at most 9.6, at (±2.3, 0)), speeds up to 5.4 — over twice the validation horizon:
-         10, 100 points.
+         ring (at most 9.6, at (±2.3, 0)), speeds up to 5.2 (training: ≤ 3.5) — over twice the
+         validation horizon: 10, 100 points.
 Noise:   ``noise`` (std, in the units of x and v) on the training, validation and extrapolation
          trajectories, seeded per split; the test data are noise-free. The book's level is
          :data:`NOISE` = 0.013, 1 % of the std of the noise-free training states.

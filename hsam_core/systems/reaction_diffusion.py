@@ -30,7 +30,7 @@ Sizes:   APHYNITY used 1600 training and 320 test trajectories, batches of 64 wh
          brings it to 1e-10 (below the reference θ error 2.8e-4) at twice the cost.
 Extrapolation: (``task(extrapolation=True)``) n_val trajectories from new initial fields (the
          same law, seeds 2·10⁶ + i) over twice the horizon (t ≤ 6; quick mode t ≤ 1): the
-         fields after t = 3 have left the training range (v down to −0.46 against −0.31).
+         fields after t = 3 have left the training range (v down to −0.46; training: ≥ −0.29).
          Simulating them costs about as much as the validation and test data together.
 Noise:   ``noise`` (std, in the units of u and v) on the training, validation and
          extrapolation fields, seeded per split, not cached; the test data are noise-free. The

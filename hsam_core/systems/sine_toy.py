@@ -100,9 +100,9 @@ def task(
         extra = make_data("extrapolation", n_val, noise)
         lo, hi = EXTRAPOLATION_RANGE
         spec["extrapolation"] = (
-            f"{n_val} pairs with |x| ~ U[{lo:g} pi, {hi:g} pi) and a random sign "
+            f"{n_val} pairs with |x| ~ U[{lo}*pi, {hi}*pi) and a random sign "
             "(training: x ~ U[-pi, pi))"
-        ).replace("[1 pi", "[pi")
+        )
     return Task(
         name="sine_toy",
         train=make_data("train", n_train, noise),
