@@ -4,6 +4,7 @@
   windows: each window is integrated from its first observed state and compared with the
   observations (an "integral" or multiple-shooting loss).
 * :class:`Pairs` — input/output pairs of a static law y = g(x).
+* :func:`add_noise` — seeded Gaussian measurement noise, as the tasks add it to their data.
 
 ``loss(model, idx)`` takes an ensemble and indices of shape (K, B) — member k's minibatch — and
 returns the per-member mean squared error (K,) and the observed states (K, N, d) on which
@@ -131,3 +132,15 @@ class Pairs:
         x = self.x[idx]  # (K, B, d_in)
         mse = (model.predict(x) - self.y[idx]).pow(2).mean(dim=(1, 2))
         return mse, x
+
+
+def add_noise(x: torch.Tensor, noise: float, seed: int) -> torch.Tensor:
+    """``x`` plus Gaussian noise of standard deviation ``noise``, drawn in float64 from a generator
+    seeded with ``seed`` (``x`` itself when ``noise`` is 0). The tasks draw it from a seed of
+    each split, so that a split's noise never depends on another's."""
+    if noise < 0:
+        raise ValueError(f"noise is a standard deviation, got {noise}")
+    if noise == 0:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    return x + noise * torch.randn(x.shape, generator=g, dtype=torch.float64)

@@ -109,8 +109,8 @@ def test_a_refactor_keeps_every_key(tmp_path, baseline):
             ),
             (
                 "systems/duffing.py",
-                "from ..data import Trajectories",
-                "from ..data import Trajectories  # a comment",
+                "from ..data import Trajectories, add_noise",
+                "from ..data import Trajectories, add_noise  # a comment",
             ),
             ("train.py", "def make_optimizer(", "# a helper moved nowhere\ndef make_optimizer("),
         ],

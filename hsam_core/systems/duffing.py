@@ -13,6 +13,13 @@ Data:    the initial states of the pendulum task (:func:`pendulum.initial_states
          keeps every trajectory in that regime over the horizon. rk4 with the true vector field
          on the dt = 0.1 grid reproduces the 10-step training windows to an MSE of 2e-9 (signal
          mean square 1.7), so the training integrator adds no bias worth the name.
+Extrapolation: (``task(extrapolation=True)``) n_val trajectories released from rest at
+         x₀ = ±U[2.3, 2.6) (seeds 2·10⁶ + i): energy 9.6–14.8, above every state of the training
+         ring (at most 9.6, at (±2.3, 0)), speeds up to 5.2 (training: ≤ 3.5) — over twice the
+         validation horizon: 10, 100 points.
+Noise:   ``noise`` (std, in the units of x and v) on the training, validation and extrapolation
+         trajectories, seeded per split; the test data are noise-free. The book's level is
+         :data:`NOISE` = 0.013, 1 % of the std of the noise-free training states.
 Physics: the damped linear oscillator x' = v, v' = −α x − δ v with α and δ unknown (softplus,
          both initialised at 0.5); the complete model (α, δ, β) is a control that needs no NN.
 Network: MLP 2→200→200→2 with ReLU, last layer zero-initialised. It must learn −β x³, and can
@@ -28,7 +35,7 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from ..data import Trajectories
+from ..data import Trajectories, add_noise
 from ..experiments import Task
 from ..hybrid import HybridODE, PhysicsModel, mlp
 from ..runtime import pick
@@ -40,6 +47,12 @@ BETA = 1.0
 TRUTH = {"alpha": ALPHA, "delta": DELTA}
 HORIZON = 5.0
 DT = 0.1
+# The extrapolation split: released from rest at these positions, for twice the horizon.
+EXTRAPOLATION_AMPLITUDES = (2.3, 2.6)
+EXTRAPOLATION_HORIZON = 2 * HORIZON
+# The measurement noise of the retrained book: 1 % of the std of the noise-free training states
+# (full mode, 25 trajectories of 50 points, x and v pooled: 1.318), to 2 significant digits.
+NOISE = 0.013
 
 
 class DampedLinearOscillator(PhysicsModel):
@@ -76,7 +89,10 @@ def true_vector_field(
 
 
 def initial_states(split: str, n: int) -> torch.Tensor:
-    """(n, 2) initial states: the pendulum task's ring, radius U[1.3, 2.3), same seeds."""
+    """(n, 2) initial states: the pendulum task's ring, radius U[1.3, 2.3), same seeds; for
+    ``"extrapolation"``, released from rest at ±:data:`EXTRAPOLATION_AMPLITUDES`."""
+    if split == "extrapolation":
+        return pendulum.released_states(split, n, EXTRAPOLATION_AMPLITUDES)
     return pendulum.initial_states(split, n)
 
 
@@ -96,12 +112,10 @@ def simulate(s0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def make_data(
     split: str, n: int, horizon: float = HORIZON, dt: float = DT, noise: float = 0.0
 ) -> Trajectories:
-    """``n`` trajectories of a split on the grid 0, dt, …, horizon − dt (float32)."""
+    """``n`` trajectories of a split on the grid 0, dt, …, horizon − dt (float32), with Gaussian
+    noise of std ``noise`` drawn from the split's seed."""
     t = torch.arange(0.0, horizon - dt / 2, dt, dtype=torch.float64)
-    s = simulate(initial_states(split, n), t)
-    if noise > 0:
-        g = torch.Generator().manual_seed(pendulum.SPLIT_SEED[split] + 7)
-        s = s + noise * torch.randn(s.shape, generator=g, dtype=torch.float64)
+    s = add_noise(simulate(initial_states(split, n), t), noise, pendulum.SPLIT_SEED[split] + 7)
     return Trajectories(t.float(), s.float())
 
 
@@ -128,12 +142,36 @@ def task(
     window: int = 10,
     hidden: int | None = None,
     noise: float = 0.0,
+    extrapolation: bool = False,
 ) -> Task:
     """The Duffing task. Training uses every ``window``-step window of the training
     trajectories; validation and test integrate whole 50-point trajectories from their first
-    state, so they also score extrapolation beyond the window."""
+    state, so they also score extrapolation beyond the window. ``extrapolation`` adds the
+    extrapolation split (n_val trajectories, see the module's docstring); ``noise`` is the std
+    of the measurement noise (:data:`NOISE` in the book)."""
     n_train = n_train or pick(25, 10)
     hidden = hidden or pick(200, 32)
+    spec = {
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "window": window,
+        "hidden": hidden,
+        "noise": noise,
+        "horizon": HORIZON,
+        "dt": DT,
+        "initial_states": "pendulum ring U[1.3, 2.3)",
+    }
+    extra = None
+    if extrapolation:
+        extra = make_data("extrapolation", n_val, EXTRAPOLATION_HORIZON, noise=noise)
+        lo, hi = EXTRAPOLATION_AMPLITUDES
+        spec["extrapolation"] = (
+            f"{n_val} trajectories released from rest at x0 = +-U[{lo}, {hi}), v0 = 0 (energy "
+            f"above every initial state of the training ring U[1.3, 2.3), whose largest is at "
+            f"(+-2.3, 0)), {len(extra.t)} points, horizon {EXTRAPOLATION_HORIZON:g} (validation: "
+            f"horizon {HORIZON:g})"
+        )
     return Task(
         name="duffing",
         train=make_data("train", n_train, noise=noise).windows(window),
@@ -141,17 +179,9 @@ def task(
         test=make_data("test", n_test),
         make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
-        spec={
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_test": n_test,
-            "window": window,
-            "hidden": hidden,
-            "noise": noise,
-            "horizon": HORIZON,
-            "dt": DT,
-            "initial_states": "pendulum ring U[1.3, 2.3)",
-        },
+        spec=spec,
         normalized_norm=True,
         version=VERSION,
+        extrapolation=extra,
+        noise=noise,
     )

@@ -10,6 +10,10 @@ Physics: the *conservative* Duffing oscillator x' = v,  v' = −α x − β x³ 
 Network: MLP 2→200→200→2 with ReLU, last layer zero-initialised; it must learn the damping
          −δ v — the structure of the pendulum task, on a hardening spring. θ error: mean
          relative error of (α, β).
+Extrapolation: :mod:`duffing`'s (``task(extrapolation=True)``): n_val trajectories released from
+         rest at x₀ = ±U[2.3, 2.6), above every training energy, 100 points (horizon 10).
+Noise:   :mod:`duffing`'s: :data:`NOISE` = 0.013, 1 % of the std of the noise-free training
+         states (the same data).
 
 Chapter 8's specification leaves −β x³ to the network, a term strongly correlated with the
 physics' α x on these orbits, so its minimum-norm reference (:mod:`hsam_core.identifiability`)
@@ -36,6 +40,7 @@ from . import duffing
 
 ALPHA, DELTA, BETA = duffing.ALPHA, duffing.DELTA, duffing.BETA
 TRUTH = {"alpha": ALPHA, "beta": BETA}
+NOISE = duffing.NOISE  # the same data, the same measurement noise
 
 
 class ConservativeDuffing(PhysicsModel):
@@ -74,10 +79,11 @@ def task(
     window: int = 10,
     hidden: int | None = None,
     noise: float = 0.0,
+    extrapolation: bool = False,
 ) -> Task:
-    """Chapter 8's task (:func:`duffing.task`: the same data, splits and windows) with the
-    conservative physics and the truth (α, β)."""
-    base = duffing.task(n_train, n_val, n_test, window, hidden, noise)
+    """Chapter 8's task (:func:`duffing.task`: the same data, splits and windows, the same
+    extrapolation split and noise) with the conservative physics and the truth (α, β)."""
+    base = duffing.task(n_train, n_val, n_test, window, hidden, noise, extrapolation)
     width = base.spec["hidden"]
     return dataclasses.replace(
         base,

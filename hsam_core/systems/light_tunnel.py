@@ -14,6 +14,18 @@ Truth:   the package's sensor simulator ``causalchamber.simulators.lt.Determinis
 Data:    (R, G, B) uniform on [0, 255]³ and ψ₁, ψ₂ uniform on [−90°, 90°), one seed per sample
          and split (train i, validation 10⁶ + i, test 2³¹ − 1 − i). Readings divided by
          :data:`Y_SCALE` and optionally noisy.
+Extrapolation: (``task(extrapolation=True)``) the inputs cover the LED's whole range and the
+         polarisers' whole period, so the second polariser's angle ψ₂ of the training,
+         validation and test data is reduced to U[−90°, 30°) and the extrapolation split (n_val
+         settings, seeds 2·10⁶ + i) has ψ₂ ~ U[30°, 90°), the rest as in training: a polariser
+         turned where it never was, at angle differences ψ₁ − ψ₂ (mod 180°) and readings that
+         training covered — Malus's law, a function of ψ₁ − ψ₂, predicts them; a network of
+         (ψ₁, ψ₂) must extrapolate. (Not the brightness: with training R, G, B < 170 and the
+         extrapolation's above, the sensor's saturation would grow from ≤ 14 % to ≤ 32 % below
+         the linear response, a term the network must extrapolate whatever the physics.)
+Noise:   ``noise`` (std, in units of :data:`Y_SCALE`) on the training, validation and
+         extrapolation readings, seeded per split; the test readings are noise-free. The book's
+         level is :data:`NOISE` = 0.0041, 1 % of the std of the noise-free training readings.
 Physics: Malus's law (the package's model E1, ``causalchamber.models.model_e1``) with I₀ the
          sensor's linear response to the colour: y = c · (θ · (R, G, B)/255) ·
          [(T_p − T_c) cos²(ψ₁ − ψ₂) + T_c], with θ = (θ_r, θ_g, θ_b) and scalar T_p, T_c
@@ -69,8 +81,17 @@ DARK = 0.05  # dark reading (ambient light), in units of Y_SCALE
 SATURATION = 2.0  # y_sat of the sensor's saturating response, in units of Y_SCALE
 # What the physics knows: the distances and the gain (c in the docstring), per unit of R/255.
 KNOWN = GAIN * float(SIM_PARAMETERS["d1"] / SIM_PARAMETERS["d3"]) ** 2 * 255.0 / Y_SCALE
-SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1, "extrapolation": 2 * 10**6}
 INPUTS = ("red", "green", "blue", "pol_1", "pol_2")
+ANGLES = (-90.0, 90.0)  # the range of each polariser's angle (degrees): a whole period
+# With the extrapolation split: the second polariser's angle ψ₂ in [−90°, ANGLE_CUT) in the
+# training, validation and test data, in [ANGLE_CUT, 90°) in the extrapolation split.
+ANGLE_CUT = 30.0
+# The measurement noise of the retrained book: 1 % of the std of the noise-free training
+# readings of the default task (500 settings: 0.409), to 2 significant digits: a property of the
+# sensor, the same with the extrapolation split (whose training readings, ψ₂ reduced to
+# [−90°, 30°), have std 0.412).
+NOISE = 0.0041
 OUTPUT = "vis_3"
 
 
@@ -104,14 +125,14 @@ def nominal_law() -> MalusLaw:
     )
 
 
-def sample_inputs(split: str, n: int) -> pd.DataFrame:
-    """``n`` chamber settings with the simulator's column names; sample i depends only on
-    (split, i)."""
+def sample_inputs(split: str, n: int, pol_2: tuple[float, float] = ANGLES) -> pd.DataFrame:
+    """``n`` chamber settings with the simulator's column names: R, G, B ~ U[0, 255),
+    ψ₁ ~ U[−90°, 90°), ψ₂ ~ U[pol_2); sample i depends only on (split, i)."""
     rows = []
     for i in range(n):
         rng = np.random.default_rng(SPLIT_SEED[split] + (i if split != "test" else -i))
         r, g, b = rng.uniform(0, 255, 3)
-        p1, p2 = rng.uniform(-90, 90, 2)
+        p1, p2 = rng.uniform([ANGLES[0], pol_2[0]], [ANGLES[1], pol_2[1]])
         rows.append((r, g, b, p1, p2))
     frame = pd.DataFrame(rows, columns=list(INPUTS))
     fixed = {f"diode_{k}_{j}": DIODE for k in ("ir", "vis") for j in (1, 2, 3)}
@@ -140,10 +161,10 @@ def to_pairs(frame: pd.DataFrame, y: np.ndarray | None = None) -> Pairs:
     return Pairs(torch.tensor(x).float(), torch.tensor(y).float().reshape(-1, 1))
 
 
-def make_data(split: str, n: int, noise: float = 0.0) -> Pairs:
-    """``n`` simulated (setting, reading) pairs of a split, with Gaussian noise of std ``noise``
-    (units of :data:`Y_SCALE`)."""
-    inputs = sample_inputs(split, n)
+def make_data(split: str, n: int, noise: float = 0.0, pol_2: tuple[float, float] = ANGLES) -> Pairs:
+    """``n`` simulated (setting, reading) pairs of a split (ψ₂ ~ U[pol_2)), with Gaussian noise
+    of std ``noise`` (units of :data:`Y_SCALE`)."""
+    inputs = sample_inputs(split, n, pol_2)
     y = simulate(inputs)
     if noise > 0:
         rng = np.random.default_rng(SPLIT_SEED[split] + 7)
@@ -204,28 +225,50 @@ def ratios(theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 VERSION = 1
 
 
-def task(n_train: int | None = None, n_val: int = 200, n_test: int = 500, noise: float = 0.0):
-    """The light-tunnel task: simulated readings, the hybrid of :func:`make_hybrid`."""
+def task(
+    n_train: int | None = None,
+    n_val: int = 200,
+    n_test: int = 500,
+    noise: float = 0.0,
+    extrapolation: bool = False,
+) -> Task:
+    """The light-tunnel task: simulated readings, the hybrid of :func:`make_hybrid`.
+    ``extrapolation`` reduces the second polariser's angle in the training, validation and test
+    data to [−90°, :data:`ANGLE_CUT`) and adds n_val settings beyond it; ``noise`` is the std
+    of the measurement noise (:data:`NOISE` in the book)."""
     n_train = n_train or pick(500, 200)
     hidden = pick(64, 32)
+    spec = {
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "noise": noise,
+        "hidden": hidden,
+        "dark": DARK,
+        "saturation": SATURATION,
+        "y_scale": Y_SCALE,
+    }
+    pol_2, extra = ANGLES, None
+    if extrapolation:
+        pol_2 = (ANGLES[0], ANGLE_CUT)
+        extra = make_data("extrapolation", n_val, noise, (ANGLE_CUT, ANGLES[1]))
+        spec["extrapolation"] = (
+            f"{n_val} settings with the second polariser at pol_2 ~ U[{ANGLE_CUT:g}, "
+            f"{ANGLES[1]:g}) deg, pol_1 ~ U[{ANGLES[0]:g}, {ANGLES[1]:g}) deg, R, G, B ~ "
+            f"U[0, 255); training, validation and test pol_2 reduced to U[{ANGLES[0]:g}, "
+            f"{ANGLE_CUT:g}) deg (default: U[{ANGLES[0]:g}, {ANGLES[1]:g}))"
+        )
     return Task(
         name="light_tunnel",
-        train=make_data("train", n_train, noise),
-        val=make_data("val", n_val, noise),
-        test=make_data("test", n_test),
+        train=make_data("train", n_train, noise, pol_2),
+        val=make_data("val", n_val, noise, pol_2),
+        test=make_data("test", n_test, pol_2=pol_2),
         make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
-        spec={
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_test": n_test,
-            "noise": noise,
-            "hidden": hidden,
-            "dark": DARK,
-            "saturation": SATURATION,
-            "y_scale": Y_SCALE,
-        },
+        spec=spec,
         theta_scores=theta_scores,
         identified=ratios,
         version=VERSION,
+        extrapolation=extra,
+        noise=noise,
     )

@@ -28,6 +28,13 @@ Sizes:   APHYNITY used 1600 training and 320 test trajectories, batches of 64 wh
          rk4 on the 0.1 grid reproduces the data (true θ, complete physics) to an MSE of
          9e-8, as much as a 0.35 % error of (a, b) would cost; ``make_hybrid(step_size=0.05)``
          brings it to 1e-10 (below the reference θ error 2.8e-4) at twice the cost.
+Extrapolation: (``task(extrapolation=True)``) n_val trajectories from new initial fields (the
+         same law, seeds 2·10⁶ + i) over twice the horizon (t ≤ 6; quick mode t ≤ 1): the
+         fields after t = 3 have left the training range (v down to −0.46; training: ≥ −0.29).
+         Simulating them costs about as much as the validation and test data together.
+Noise:   ``noise`` (std, in the units of u and v) on the training, validation and
+         extrapolation fields, seeded per split, not cached; the test data are noise-free. The
+         book's level is :data:`NOISE` = 0.0022, 1 % of the std of the noise-free training fields.
 Layout:  a state is stored flat, (..., 2·32·32) = (u field, v field) in C order, so that
          :class:`~hsam_core.data.Trajectories` (N, T, d), :class:`~hsam_core.hybrid.HybridODE`'s
          input check (``state_dim`` = 2048) and every metric work unchanged; the physics and the
@@ -54,7 +61,7 @@ import torch
 from torch import nn
 
 from .. import settings as hsam_settings
-from ..data import Trajectories
+from ..data import Trajectories, add_noise
 from ..experiments import Task
 from ..hybrid import HybridODE, PhysicsModel
 from ..runtime import pick
@@ -68,7 +75,10 @@ MESH = 2.0 / SIZE  # [−1, 1]² periodic: SIZE cells of width 2 / SIZE
 STATE_DIM = 2 * SIZE * SIZE
 DT_SAVE = 0.1
 DT_INTERNAL = 1e-3
-SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1, "extrapolation": 2 * 10**6}
+# The measurement noise of the retrained book: 1 % of the std of the noise-free training fields
+# (full mode, 32 trajectories of 31 frames, u and v pooled: 0.2247), to 2 significant digits.
+NOISE = 0.0022
 
 
 def sizes() -> dict:
@@ -169,27 +179,37 @@ def cache_path(split: str, n: int, horizon: float, folder=None):
 
 
 def make_data(
-    split: str, n: int, horizon: float | None = None, cache_dir=None, verbose: bool = False
+    split: str,
+    n: int,
+    horizon: float | None = None,
+    cache_dir=None,
+    verbose: bool = False,
+    noise: float = 0.0,
 ) -> Trajectories:
-    """``n`` trajectories of a split, flat states (n, T, 2048) in float32, T = horizon/0.1 + 1.
+    """``n`` trajectories of a split, flat states (n, T, 2048) in float32, T = horizon/0.1 + 1,
+    with Gaussian noise of std ``noise`` drawn from the split's seed.
 
-    Loaded from the cache when present (``cache_dir`` overrides the default folder), else
-    simulated and saved there.
+    The noise-free trajectories are loaded from the cache when present (``cache_dir``
+    overrides the default folder), else simulated and saved there.
     """
     horizon = sizes()["horizon"] if horizon is None else horizon
     path = cache_path(split, n, horizon, cache_dir)
     if path.exists():
         saved = torch.load(path, weights_only=True)
-        return Trajectories(saved["t"], saved["x"])
-    start = time.perf_counter()
-    x = simulate(initial_states(split, n), horizon).flatten(2).float()
-    t = torch.arange(x.shape[1], dtype=torch.float64).mul(DT_SAVE).float()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{id(x)}")
-    torch.save({"t": t, "x": x}, tmp)
-    tmp.replace(path)  # atomic: a parallel run never reads a half-written file
-    if verbose:
-        print(f"reaction_diffusion: simulated {split} ({n}) in {time.perf_counter() - start:.1f} s")
+        t, x = saved["t"], saved["x"]
+    else:
+        start = time.perf_counter()
+        x = simulate(initial_states(split, n), horizon).flatten(2).float()
+        t = torch.arange(x.shape[1], dtype=torch.float64).mul(DT_SAVE).float()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{id(x)}")
+        torch.save({"t": t, "x": x}, tmp)
+        tmp.replace(path)  # atomic: a parallel run never reads a half-written file
+        if verbose:
+            seconds = time.perf_counter() - start
+            print(f"reaction_diffusion: simulated {split} ({n}) in {seconds:.1f} s")
+    if noise:
+        x = add_noise(x.double(), noise, SPLIT_SEED[split] + 7).float()
     return Trajectories(t, x)
 
 
@@ -319,32 +339,49 @@ def task(
     window: int | None = None,
     horizon: float | None = None,
     cache_dir=None,
+    noise: float = 0.0,
+    extrapolation: bool = False,
 ) -> Task:
     """The reaction–diffusion task. Training integrates every ``window``-step window (default
     :data:`WINDOW`; ``0`` keeps whole trajectories) from its first state; validation and test
-    integrate whole trajectories."""
+    integrate whole trajectories. ``extrapolation`` adds the extrapolation split (n_val
+    trajectories over twice the horizon); ``noise`` is the std of the measurement noise
+    (:data:`NOISE` in the book)."""
     default = sizes()
     n_train = n_train or default["n_train"]
     n_val = n_val or default["n_val"]
     n_test = n_test or default["n_test"]
     horizon = horizon or default["horizon"]
     window = WINDOW if window is None else (window or None)
+    spec = {
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "window": window,
+        "horizon": horizon,
+        "dt": DT_SAVE,
+        "dt_internal": DT_INTERNAL,
+    }
+    if noise:  # absent when 0: the spec of the noise-free task stays as it was
+        spec["noise"] = noise
+    extra = None
+    if extrapolation:
+        extra = make_data("extrapolation", n_val, 2 * horizon, cache_dir, noise=noise)
+        spec["extrapolation"] = (
+            f"{n_val} trajectories from new initial fields (u, v ~ U(0, 1) per cell, seeds "
+            f"2*10^6 + i), {len(extra.t)} frames up to t = {2 * horizon:g} (training, "
+            f"validation and test: up to t = {horizon:g})"
+        )
     return Task(
         name="reaction_diffusion",
-        train=make_data("train", n_train, horizon, cache_dir).windows(window),
-        val=make_data("val", n_val, horizon, cache_dir),
+        train=make_data("train", n_train, horizon, cache_dir, noise=noise).windows(window),
+        val=make_data("val", n_val, horizon, cache_dir, noise=noise),
         test=make_data("test", n_test, horizon, cache_dir),
         make_model=make_hybrid,
         truth=TRUTH,
-        spec={
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_test": n_test,
-            "window": window,
-            "horizon": horizon,
-            "dt": DT_SAVE,
-            "dt_internal": DT_INTERNAL,
-        },
+        spec=spec,
         curvature_samples=CURVATURE_SAMPLES,
         version=VERSION,
+        extrapolation=extra,
+        noise=noise,
     )

@@ -3,6 +3,11 @@
 Truth:   y = θ* sin x + 0.3 x,   θ* = 1.0.
 Data:    x ~ U[−π, π); y noise-free unless ``noise`` > 0. Sample i of a split is drawn from its own
          seed — train i, validation 10⁶ + i, test 2³¹ − 1 − i — so the splits never overlap.
+Extrapolation: (``task(extrapolation=True)``) n_val pairs with |x| ~ U[π, 1.5π) and a random
+         sign (seeds 2·10⁶ + i), outside the training interval [−π, π).
+Noise:   ``noise`` (std, in units of y) on the training, validation and extrapolation pairs;
+         the test pairs are noise-free. The book's level is :data:`NOISE` = 0.012, 1 % of the
+         std of the noise-free training targets.
 Physics: g_phys(x; θ) = θ sin x, θ > 0 unknown (softplus, init 0.5), an amplitude. It lacks
          the term 0.3 x.
 Network: MLP 1→64→64→1 with ReLU, last layer zero-initialised.
@@ -27,7 +32,12 @@ SLOPE = 0.3  # the term the physics misses: SLOPE · x
 TRUTH = {"theta": THETA}
 # Least-squares θ of the physics alone on x ~ U[−π, π): E[x sin x] = 1, E[sin² x] = 1/2.
 THETA_LS = THETA + SLOPE * 1.0 / 0.5
-SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1, "extrapolation": 2 * 10**6}
+# The extrapolation split: |x| in [π, 1.5π), in units of π.
+EXTRAPOLATION_RANGE = (1.0, 1.5)
+# The measurement noise of the retrained book: 1 % of the std of the noise-free training
+# targets (the 200 training pairs: 1.161), to 2 significant digits.
+NOISE = 0.012
 
 
 class SinePhysics(PhysicsModel):
@@ -47,11 +57,17 @@ def true_law(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_data(split: str, n: int, noise: float = 0.0) -> Pairs:
-    """``n`` pairs (x, y) of a split; pair i depends only on (split, i)."""
+    """``n`` pairs (x, y) of a split; pair i depends only on (split, i). x ~ U[−π, π), but
+    |x| ~ U[π, 1.5π) with a random sign in the ``"extrapolation"`` split."""
     xs, ys = [], []
     for i in range(n):
         g = torch.Generator().manual_seed(SPLIT_SEED[split] + (i if split != "test" else -i))
-        x = (torch.rand(1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
+        if split == "extrapolation":
+            lo, hi = EXTRAPOLATION_RANGE
+            u = torch.rand(2, generator=g, dtype=torch.float64)
+            x = (lo + (hi - lo) * u[:1]) * math.pi * (1.0 if u[1] < 0.5 else -1.0)
+        else:
+            x = (torch.rand(1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
         y = true_law(x) + noise * torch.randn(1, generator=g, dtype=torch.float64)
         xs.append(x)
         ys.append(y)
@@ -69,8 +85,24 @@ def make_hybrid(theta: float = 0.5, hidden: int = 64, network: bool = True) -> S
 VERSION = 1
 
 
-def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float = 0.0) -> Task:
-    """The sine toy: noise-free pairs on x ∈ [−π, π), the hybrid of :func:`make_hybrid`."""
+def task(
+    n_train: int = 200,
+    n_val: int = 100,
+    n_test: int = 200,
+    noise: float = 0.0,
+    extrapolation: bool = False,
+) -> Task:
+    """The sine toy: pairs on x ∈ [−π, π) (noisy if ``noise`` > 0), the hybrid of
+    :func:`make_hybrid`; ``extrapolation`` adds n_val pairs with π ≤ |x| < 1.5π."""
+    spec = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "noise": noise}
+    extra = None
+    if extrapolation:
+        extra = make_data("extrapolation", n_val, noise)
+        lo, hi = EXTRAPOLATION_RANGE
+        spec["extrapolation"] = (
+            f"{n_val} pairs with |x| ~ U[{lo}*pi, {hi}*pi) and a random sign "
+            "(training: x ~ U[-pi, pi))"
+        )
     return Task(
         name="sine_toy",
         train=make_data("train", n_train, noise),
@@ -78,6 +110,8 @@ def task(n_train: int = 200, n_val: int = 100, n_test: int = 200, noise: float =
         test=make_data("test", n_test),
         make_model=make_hybrid,
         truth=TRUTH,
-        spec={"n_train": n_train, "n_val": n_val, "n_test": n_test, "noise": noise},
+        spec=spec,
         version=VERSION,
+        extrapolation=extra,
+        noise=noise,
     )

@@ -16,6 +16,16 @@ Data:    static pairs (x, y) of a balanced design: n/4 settings with the loads o
          speeds, as the real chamber records them — and y = (P_dw − P_amb) / 10 Pa. Each split
          draws its inputs and the barometer noise from its own seed (train 0, validation 10⁶,
          test 2³¹ − 1), so the splits never overlap.
+Extrapolation: (``task(extrapolation=True)``) the loads cover the fans' whole range, so the
+         training, validation and test loads are reduced to [0, 0.7) and the extrapolation
+         split (n_val settings, seed 2·10⁶, the same balanced design) has one fan's load in
+         [0.7, 1) and the other's in [0, 0.7): a fan driven harder than in any training sample,
+         where the fan law still holds but the network must extrapolate the hatch's effect.
+Noise:   the barometer's own 0.2 Pa (0.02 in units of y) on every split, the test included, and
+         optionally ``noise`` (std, in units of y) on the training, validation and extrapolation
+         readings, seeded per split; ``Task.noise`` is the total, √(0.02² + noise²). The book's
+         level is :data:`NOISE` = 0.0033, 1 % of the std of the noise-free training readings —
+         a sixth of the barometer's noise.
 Physics: model C1 (the open-loop law, no impedance) at the nominal hatch position H₀ = 22.5°
          with its offset: P_dw − P_amb = S (u_in² − u_out²) + p₀, S and p₀ unknown (S softplus,
          initialised at 3.75 Pa; p₀ identity, initialised at 0 Pa). True values from the
@@ -46,7 +56,7 @@ import pandas as pd
 import torch
 
 from .. import chambers
-from ..data import Pairs
+from ..data import Pairs, add_noise
 from ..experiments import Task
 from ..hybrid import PhysicsModel, StaticHybrid, mlp
 
@@ -66,8 +76,17 @@ P_SCALE = 10.0  # Pa: y = (P_dw − P_amb) / P_SCALE
 
 S_TRUE = S_MAX * (1 - (R_0 + BETA * HATCH_REF / HATCH_MAX))  # 7.5 Pa
 TRUTH = {"S": S_TRUE, "p0": BAROMETER_ERROR}
-SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1}
+SPLIT_SEED = {"train": 0, "val": 10**6, "test": 2**31 - 1, "extrapolation": 2 * 10**6}
 COLUMNS = ["rpm_in", "rpm_out", "hatch", "pressure_downwind", "pressure_ambient"]
+LOADS = (0.0, 1.0)  # the range of each fan's load: the fans' whole range
+# With the extrapolation split: training, validation and test loads in [0, LOAD_CUT); the
+# extrapolation split has one fan's load in [LOAD_CUT, 1) and the other's in [0, LOAD_CUT).
+LOAD_CUT = 0.7
+# The measurement noise of the retrained book, added to the barometer's: 1 % of the std of the
+# noise-free training readings y of the default task (400 settings: 0.330), to 2 significant
+# digits: a property of the sensor, the same with the extrapolation split (whose training loads,
+# reduced to [0, 0.7), give readings of std 0.161).
+NOISE = 0.0033
 
 
 class FanPressureLaw(PhysicsModel):
@@ -101,16 +120,20 @@ def simulator(random_state: int = 42):
     )
 
 
-def simulate_frame(split: str, n: int) -> pd.DataFrame:
+def simulate_frame(
+    split: str,
+    n: int,
+    loads: tuple[tuple[float, float], tuple[float, float]] = (LOADS, LOADS),
+) -> pd.DataFrame:
     """``n`` steady-state samples of a split in the chamber's column format (``n`` a multiple
     of 4): a balanced design of n/4 random settings (L_in, L_out, H), each also run with the
     fans swapped and with the hatch mirrored about H₀ (L_out, L_in, H), (L_in, L_out, 2H₀ − H),
-    (L_out, L_in, 2H₀ − H)."""
+    (L_out, L_in, 2H₀ − H). L_in ~ U[loads[0]), L_out ~ U[loads[1]), H ~ U[0°, 45°)."""
     if n % 4:
         raise ValueError(f"the balanced design needs a multiple of 4 samples, got {n}")
     seed = SPLIT_SEED[split]
     rng = np.random.default_rng(seed + 1)
-    a, b = rng.uniform(0.0, 1.0, n // 4), rng.uniform(0.0, 1.0, n // 4)
+    a, b = rng.uniform(*loads[0], n // 4), rng.uniform(*loads[1], n // 4)
     h = rng.uniform(0.0, HATCH_MAX, n // 4)
     inputs = pd.DataFrame(
         {
@@ -133,9 +156,19 @@ def to_pairs(frame: pd.DataFrame, source: str = "wind-tunnel data") -> Pairs:
     return Pairs(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
 
 
-def make_data(split: str, n: int) -> Pairs:
-    """``n`` simulated pairs of a split."""
-    return to_pairs(simulate_frame(split, n), f"simulated {split} split")
+def make_data(
+    split: str,
+    n: int,
+    noise: float = 0.0,
+    loads: tuple[tuple[float, float], tuple[float, float]] = (LOADS, LOADS),
+) -> Pairs:
+    """``n`` simulated pairs of a split (loads as in :func:`simulate_frame`), with Gaussian
+    noise of std ``noise`` (units of y) drawn from the split's seed on top of the barometer's."""
+    pairs = to_pairs(simulate_frame(split, n, loads), f"simulated {split} split")
+    if not noise:
+        return pairs
+    y = add_noise(pairs.y.double(), noise, SPLIT_SEED[split] + 7)
+    return Pairs(pairs.x, y.float())
 
 
 def real_data(experiment: str, dataset: str = "wt_intake_impulse_v1", root=None) -> Pairs:
@@ -169,24 +202,52 @@ def make_hybrid(
 VERSION = 1
 
 
-def task(n_train: int = 400, n_val: int = 200, n_test: int = 400, hidden: int = 64) -> Task:
-    """The wind-tunnel task: simulated steady-state pairs, the hybrid of :func:`make_hybrid`."""
+def task(
+    n_train: int = 400,
+    n_val: int = 200,
+    n_test: int = 400,
+    hidden: int = 64,
+    noise: float = 0.0,
+    extrapolation: bool = False,
+) -> Task:
+    """The wind-tunnel task: simulated steady-state pairs, the hybrid of :func:`make_hybrid`.
+    ``extrapolation`` reduces the loads of the training, validation and test data to
+    [0, :data:`LOAD_CUT`) and adds n_val settings with one fan above it; ``noise`` is the std
+    of measurement noise added to the barometer's (:data:`NOISE` in the book)."""
+    spec = {
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "hidden": hidden,
+        "simulator": "SimA1C3",
+        "params": [L_MIN, OMEGA_MAX, S_MAX, Q_MAX, R_0, BETA],
+        "barometer": [BAROMETER_ERROR, BAROMETER_PRECISION],
+        "hatch_ref": HATCH_REF,
+    }
+    if noise:  # absent when 0: the spec of the noise-free task stays as it was
+        spec["noise"] = noise
+    loads, extra = (LOADS, LOADS), None
+    if extrapolation:
+        low, high = (LOADS[0], LOAD_CUT), (LOAD_CUT, LOADS[1])
+        loads = (low, low)
+        extra = make_data("extrapolation", n_val, noise, (high, low))
+        spec["extrapolation"] = (
+            f"{n_val} settings with one fan's load in [{LOAD_CUT:g}, {LOADS[1]:g}) and the "
+            f"other's in [{LOADS[0]:g}, {LOAD_CUT:g}), hatch U[0, {HATCH_MAX:g}) deg, the "
+            f"balanced design (fans swapped, hatch mirrored); training, validation and test "
+            f"loads reduced to [{LOADS[0]:g}, {LOAD_CUT:g}) (default: [{LOADS[0]:g}, "
+            f"{LOADS[1]:g}))"
+        )
     return Task(
         name="wind_tunnel",
-        train=make_data("train", n_train),
-        val=make_data("val", n_val),
-        test=make_data("test", n_test),
+        train=make_data("train", n_train, noise, loads),
+        val=make_data("val", n_val, noise, loads),
+        test=make_data("test", n_test, loads=loads),
         make_model=functools.partial(make_hybrid, hidden=hidden),
         truth=TRUTH,
-        spec={
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_test": n_test,
-            "hidden": hidden,
-            "simulator": "SimA1C3",
-            "params": [L_MIN, OMEGA_MAX, S_MAX, Q_MAX, R_0, BETA],
-            "barometer": [BAROMETER_ERROR, BAROMETER_PRECISION],
-            "hatch_ref": HATCH_REF,
-        },
+        spec=spec,
         version=VERSION,
+        extrapolation=extra,
+        # the barometer's noise is on every split, the added noise on all but the test
+        noise=float(np.hypot(BAROMETER_PRECISION / P_SCALE, noise)),
     )
