@@ -5,6 +5,7 @@
     python -m hsam_core sweep pendulum --ray          # ... as Ray tasks (one per core)
     python -m hsam_core tables pendulum               # a study's table, from the store
     python -m hsam_core check                         # is the store sound?
+    python -m hsam_core merge /other/store            # add another machine's runs
     python -m hsam_core reproduce                     # sweep every study, re-execute the chapters
     python -m hsam_core reproduce --check light_tunnel   # re-train a study, compare with the store
 
@@ -21,8 +22,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from . import reproduce, settings, store, studies, sweep
-from .experiments import summarize
+from . import report, reproduce, settings, store, studies, sweep
 from .report import results
 
 
@@ -41,8 +41,8 @@ def _tables(args: argparse.Namespace) -> int:
                 f"== {study.name}: {study.task}, seeds {list(study.seeds)}, {dict(study.training)}"
             )
             if len(rows):
-                table = summarize(rows, ("theta_rel_error", "val_mse", "test_mse"))
-                table["settled"] = rows.groupby(["method", "rho"], sort=False).converged.mean()
+                columns = ("theta_rel_error", "val_mse", "test_mse", "extrap_mse")
+                table = report.table(rows, [c for c in columns if rows[c].notna().any()])
                 print(table.to_string(float_format="{:.3g}".format))
             if rows.attrs["missing"]:
                 print("not in the store:", ", ".join(rows.attrs["missing"]))
@@ -56,6 +56,13 @@ def _check(args: argparse.Namespace) -> int:
     specs = store.read_specs()
     print(f"{settings.get().store}: {len(specs)} runs, {len(problems)} problems")
     return 1 if problems else 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    for source in args.sources:
+        added, same = store.merge(pathlib.Path(source))
+        print(f"{source}: {added} runs added to {settings.get().store}, {same} there already")
+    return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -100,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="check the results store (schema, keys, specs)")
 
+    merge = commands.add_parser("merge", help="add the runs of other stores to this one")
+    merge.add_argument("sources", nargs="+", metavar="FOLDER", help="stores to merge in")
+
     again = commands.add_parser("reproduce", help="sweep every study, re-execute the chapters")
     again.add_argument("--ray", **ray)
     again.add_argument("--check", nargs="+", metavar="STUDY", help="re-train, compare, only")
@@ -117,7 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             study = studies.get(name)
             print(f"{name:<28} {study.task:<20} {len(study.configs):>3} configurations")
         return 0
-    handler = {"sweep": _sweep, "tables": _tables, "check": _check, "reproduce": _reproduce}
+    handler = {
+        "sweep": _sweep,
+        "tables": _tables,
+        "check": _check,
+        "merge": _merge,
+        "reproduce": _reproduce,
+    }
     try:
         return handler[args.command](args)
     except (ValueError, KeyError, FileNotFoundError) as err:

@@ -28,10 +28,10 @@ the reference does not depend on training, so it is the same in both modes):
   training trajectories (25 × 50 states);
 * ``duffing_identifiable``: the conservative Duffing oscillator (α, β), same states;
 * ``wind_tunnel``: the C1 law (S, p₀) against the whole noise-free C3 law, the hatch term
-  included, on the 400 training inputs;
+  included, on the 400 training inputs (loads in [0, 0.7), as the book trains it);
 * ``light_tunnel``: Malus's law (θ_r, θ_g, θ_b, T_p, T_c) against the whole noise-free reading —
   the package's simulator plus the dark reading and the tanh saturation — on the 500 training
-  inputs.
+  inputs (ψ₂ in [−90°, 30°), as the book trains it).
 
 The θ error of a reference is scored exactly as the task scores a fitted θ:
 :func:`hsam_core.metrics.theta_rel_error` against the task's truth, and for the light tunnel
@@ -67,8 +67,10 @@ TRAINING_SPLIT: dict[str, dict[str, float]] = {
     "reaction_diffusion": {"n_train": 32, "horizon": 3.0},
     "duffing": {"n_train": 25},
     "duffing_identifiable": {"n_train": 25},
-    "wind_tunnel": {"n_train": 400},
-    "light_tunnel": {"n_train": 500},
+    # the chambers as the book trains them: inputs reduced to leave room for the
+    # extrapolation split (the ψ₂ range of the light tunnel, the loads of the wind tunnel)
+    "wind_tunnel": {"n_train": 400, "extrapolation": True},
+    "light_tunnel": {"n_train": 500, "extrapolation": True},
 }
 # lt.to_pairs's scaling of the chamber's inputs (R, G, B, ψ₁, ψ₂) into the network's inputs.
 _LIGHT_INPUT_SCALE = np.array([255.0, 255.0, 255.0, 90.0, 90.0])
@@ -200,7 +202,7 @@ def wind_tunnel_reference() -> Reference:
     On the balanced design the hatch term is orthogonal to u_in² − u_out² and to a constant, so
     θ_mn is the truth (up to the float32 rounding of the inputs)."""
     with contextlib.redirect_stdout(io.StringIO()):  # causalchamber prints a banner on import
-        x = wind_tunnel.make_data("train", TRAINING_SPLIT["wind_tunnel"]["n_train"]).x
+        x = wind_tunnel.task(**TRAINING_SPLIT["wind_tunnel"]).train.x
     return _reference("wind_tunnel", wind_tunnel.FanPressureLaw(), wind_tunnel_true_law, x)
 
 
@@ -221,8 +223,10 @@ def light_tunnel_reference() -> Reference:
     500 training inputs. (θ, T_p, T_c) and (λθ, T_p/λ, T_c/λ) fit alike, so only the direction
     of θ_mn is defined: it is scored by the system's own :func:`light_tunnel.theta_scores`, and
     the θ_mn of the table is rescaled to ‖θ*‖."""
-    x = lt.make_data("train", TRAINING_SPLIT["light_tunnel"]["n_train"]).x
-    return _reference("light_tunnel", lt.MalusLaw(), light_tunnel_true_law, x)
+    x = lt.task(**TRAINING_SPLIT["light_tunnel"]).train.x
+    # along the scale valley (λθ, T_p/λ, T_c/λ) L-BFGS stalls at a gradient of ~1.5e-10 on
+    # these inputs: 1e-9 still pins the direction of θ_mn far below any difference shown
+    return _reference("light_tunnel", lt.MalusLaw(), light_tunnel_true_law, x, grad_tol=1e-9)
 
 
 REFERENCES: dict[str, Callable[[], Reference]] = {

@@ -164,11 +164,17 @@ def table(
     """The results table every chapter shows: per configuration (method, ρ), the seeds, median
     and IQR over seeds of ``columns`` (:func:`~hsam_core.experiments.summarize`), how many seeds
     settled (``converged seeds``, NaN where a run has no θ or no record of it) and whether the
-    rule selected it (``selected``)."""
+    rule selected it (``selected``). Runs trained by the protocol
+    (:class:`~hsam_core.train.Settle`) add the median epochs run and the median drift of θ
+    before the decay (``drift before decay``): a configuration whose seeds did not all settle
+    shows how far θ was still moving when the budget ran out."""
     summary = experiments.summarize(results, columns)
     group = results.groupby(["method", "rho"], sort=False)
     if "converged" in results:
         summary["converged seeds"] = group.converged.sum(min_count=1)
+    if "drift_before_decay" in results and results.drift_before_decay.notna().any():
+        summary["epochs"] = group.epochs.median()
+        summary["drift before decay"] = group.drift_before_decay.median()
     if "selected" in results:
         summary["selected"] = group.selected.max()
     return summary

@@ -249,6 +249,39 @@ def write(
     (store / SPECS).write_text("\n".join(lines) + "\n")
 
 
+def merge(source: pathlib.Path, store: pathlib.Path | None = None) -> tuple[int, int]:
+    """Add every run of the store ``source`` (another machine's, another day's) to ``store``:
+    its spec, rows and θ paths, through :func:`write`. A run that ``store`` holds already with
+    the same numbers is skipped; with other numbers, ``ValueError`` names it (nothing is
+    overwritten). ``source`` must be sound (:func:`check`). Returns (added, already there)."""
+    source = pathlib.Path(source)
+    problems = check(source)
+    if problems:
+        raise ValueError(f"{source} is not a sound store: {problems[0]} ({len(problems)} problems)")
+    target = store or folder()
+    have = read_specs(target) if (target / SPECS).exists() else {}
+    added = same = 0
+    for key, spec in read_specs(source).items():
+        rows = lookup([key], spec["task"], source)
+        if key in have:
+            mine = lookup([key], spec["task"], target)
+            numbers = [c for c in METRIC_COLUMNS if c in rows]
+            theirs = rows.sort_values("seed")[numbers].reset_index(drop=True)
+            ours = mine.sort_values("seed")[numbers].reset_index(drop=True)
+            if not theirs.equals(ours):
+                raise ValueError(
+                    f"run {key} ({rows.method.iloc[0]}, rho {rows.rho.iloc[0]:g}) is in "
+                    f"{target} with other numbers than in {source}"
+                )
+            same += 1
+            continue
+        paths = read_paths(spec["task"], source)
+        paths = paths[paths.key == key] if len(paths) else None
+        write(key, spec, rows, paths, target)
+        added += 1
+    return added, same
+
+
 def check(store: pathlib.Path | None = None) -> list[str]:
     """Every problem of the store, one line each (empty: the store is sound): a row whose key
     has no spec, whose fields disagree with its spec, or whose seeds are missing or repeated; a

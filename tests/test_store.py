@@ -130,3 +130,36 @@ def test_the_spec_in_the_store_is_the_runs_canonical_specification():
     assert spec["method"]["kind"] == "sam" and spec["data"] == task.data_hash
     history = History(torch.zeros(3, 2), {"omega2": torch.ones(3, 2)}, torch.zeros(3, 2), 1.0)
     assert history.theta["omega2"].shape == (3, 2)
+
+
+def test_merge_adds_another_stores_runs_and_refuses_other_numbers(tmp_path):
+    other = tmp_path / "other"
+    erm, sam = STUDY.configs
+    for config, error in ((erm, 0.5), (sam, 0.25)):
+        spec, key, rows, theta = fake_run(config, error)
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"),
+                    store.path_rows(key, theta, STUDY.seeds), store=other)  # fmt: skip
+    spec, key, rows, theta = fake_run(erm, 0.5)  # the same ERM run, here already
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    assert store.merge(other) == (1, 1)
+    assert store.check() == []
+    merged = store.read("pendulum")
+    assert sorted(merged.method.unique()) == ["ERM", "SAM (nn)"]
+    assert len(store.read_paths("pendulum")) == len(STUDY.seeds) * 3  # the added run's
+    assert store.merge(other) == (0, 2)  # merging twice adds nothing
+    # the same run with other numbers in a third store: refused, nothing written
+    third = tmp_path / "third"
+    spec, key, rows, theta = fake_run(sam, 0.75)
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"), store=third)
+    with pytest.raises(ValueError, match="other numbers"):
+        store.merge(third)
+    assert store.lookup([key], "pendulum").theta_rel_error.min() == pytest.approx(0.25)
+
+
+def test_merge_refuses_an_unsound_store(tmp_path):
+    bad = tmp_path / "bad"
+    spec, key, rows, theta = fake_run(STUDY.configs[0])
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"), store=bad)
+    (bad / store.SPECS).write_text("")  # rows without their spec
+    with pytest.raises(ValueError, match="not a sound store"):
+        store.merge(bad)
