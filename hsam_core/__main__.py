@@ -6,6 +6,7 @@
     python -m hsam_core tables pendulum               # a study's table, from the store
     python -m hsam_core check                         # is the store sound?
     python -m hsam_core merge /other/store            # add another machine's runs
+    python -m hsam_core profile                       # where the training time goes
     python -m hsam_core reproduce                     # sweep every study, re-execute the chapters
     python -m hsam_core reproduce --check light_tunnel   # re-train a study, compare with the store
 
@@ -58,6 +59,15 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _profile(args: argparse.Namespace) -> int:
+    table = report.profile(args.tasks or None)
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(table.to_string(float_format="{:.3g}".format))
+    total = table.groupby(level="protocol").cpu_hours.sum()
+    print("CPU-hours of training in the store:", total.round(2).to_dict())
+    return 0
+
+
 def _merge(args: argparse.Namespace) -> int:
     for source in args.sources:
         added, same = store.merge(pathlib.Path(source))
@@ -107,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="check the results store (schema, keys, specs)")
 
+    cost = commands.add_parser("profile", help="CPU-hours of the stored runs, per task")
+    cost.add_argument("tasks", nargs="*", metavar="TASK", help="default: every book task")
+
     merge = commands.add_parser("merge", help="add the runs of other stores to this one")
     merge.add_argument("sources", nargs="+", metavar="FOLDER", help="stores to merge in")
 
@@ -132,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tables": _tables,
         "check": _check,
         "merge": _merge,
+        "profile": _profile,
         "reproduce": _reproduce,
     }
     try:

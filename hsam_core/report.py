@@ -244,3 +244,50 @@ def book_results(tables: dict[str, Sequence[str]] | None = None) -> pd.DataFrame
     column naming the table (see :func:`hsam_core.results.joined`)."""
     tables = BOOK_TABLES if tables is None else tables
     return joined({name: [results(s) for s in names] for name, names in tables.items()})
+
+
+def profile(tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Where the book's training time goes, from the store (every stored run, whatever study):
+    per task and method family (:func:`method_name`; the two ends as ``physics only`` and
+    ``NN only``), the runs, the CPU-hours of training (``seconds`` is the wall time per seed of
+    a one-thread ensemble fit, so a run costs ``seconds`` × seeds), the median epochs run, how
+    many of them were in the constant-rate phase of the protocol (``decay_epoch``; NaN for a
+    fixed-length run) and the share of seeds settled. Scoring (sharpness, Hessian) is not
+    included: the store does not time it."""
+    names = list(BOOK_TABLES) if tasks is None else list(tasks)
+    frames = []
+    for task in names:
+        rows = store.read(task)
+        if not len(rows):
+            continue
+        rows = rows.assign(
+            family=[
+                _end(r) if r["kind"] == "erm" and _end(r) else method_name(r)
+                for _, r in rows.iterrows()
+            ],
+            protocol=rows.decay_epoch.notna().map({True: "settle", False: "fixed"}),
+        )
+        group = rows.groupby(["task", "protocol", "family"], sort=False)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "runs": group.key.nunique(),
+                    "cpu_hours": group.seconds.sum() / 3600,
+                    "epochs": group.epochs.median(),
+                    "decay_epoch": group.decay_epoch.median(),
+                    "settled": group.converged.mean(),
+                }
+            )
+        )
+    return pd.concat(frames) if frames else pd.DataFrame()
+
+
+def _end(row: pd.Series) -> str:
+    """``physics only`` / ``NN only`` for the two ends of a comparison (by their model), else
+    ``""``."""
+    model = json.loads(row["model"]) if isinstance(row["model"], str) and row["model"] else {}
+    if model.get("network") is False:
+        return "physics only"
+    if model.get("physics") == "none":
+        return "NN only"
+    return ""
