@@ -163,3 +163,14 @@ def test_merge_refuses_an_unsound_store(tmp_path):
     (bad / store.SPECS).write_text("")  # rows without their spec
     with pytest.raises(ValueError, match="not a sound store"):
         store.merge(bad)
+
+
+def test_profile_sums_the_training_time_of_every_stored_run():
+    for config in STUDY.configs:
+        spec, key, rows, theta = fake_run(config)
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    table = report.profile(["pendulum"])
+    # fake runs: 1.5 s per seed, two seeds, fixed length
+    assert table.loc[("pendulum", "fixed", "ERM"), "cpu_hours"] == pytest.approx(3.0 / 3600)
+    assert table.loc[("pendulum", "fixed", "SAM (nn)"), "runs"] == 1
+    assert table.cpu_hours.sum() == pytest.approx(6.0 / 3600)
