@@ -1,0 +1,247 @@
+"""Choosing a method's setting without θ: the candidate rules, the same for every method.
+
+A *grid* is one method family trained over settings s (SAM's or ASAM's ρ, L2's λ, APHYNITY's
+λ₀, orthogonality's c) and seeds: one row per (setting, seed) with the columns ``setting``,
+``seed`` and the scores a rule reads. Every rule below reads only what a user has without the
+true θ — validation and extrapolation errors, the network's output norm, the estimated θ̂ —
+and returns one setting of the grid:
+
+* :func:`validation` — the lowest median validation MSE (the book's first rule);
+* :func:`within_spread` — the strongest setting whose median validation MSE is within the
+  best one's interquartile range over seeds (ties broken towards flatness);
+* :func:`extrapolation` — the lowest median MSE on the task's extrapolation split (initial
+  conditions or inputs outside the training range, longer horizons), where the physics carries
+  over and a network alone does not;
+* :func:`discrepancy` — Morozov's discrepancy principle: the strongest setting whose median
+  validation MSE stays within τ² σ² of the known noise variance σ² (τ = 1.1);
+* :func:`l_curve` — the corner of (log validation MSE, log ‖f_nn‖²) along the grid: the point
+  farthest from the chord between the weakest and the strongest setting;
+* :func:`theta_plateau` — where θ̂ is most stable: the smallest sum of its relative change to
+  the neighbouring settings and its relative spread over seeds (stability, not truth);
+* :func:`fixed` — one value chosen once (e.g. ASAM ρ = 1 on the pendulum) and carried untuned.
+
+"Stronger" means a simpler network: a larger ρ, λ or c, but a *smaller* APHYNITY λ₀ (λ₀
+weighs the loss against ‖f_nn‖²); :data:`STRONGER` says which way each family goes.
+:func:`stability` resamples the seeds to say how firm a rule's pick is; :func:`evaluate` scores
+every rule against the best setting in hindsight (the oracle, which looks at θ).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+# +1: a larger setting is a stronger push towards a simple network; -1: a smaller one is.
+STRONGER: dict[str, int] = {"APHYNITY": -1}
+TAU = 1.1  # Morozov's safety factor: residual ≤ τ σ, i.e. MSE ≤ τ² σ²
+
+
+def direction(family: str) -> int:
+    """+1 when a larger setting of ``family`` is stronger (ρ, λ, c), −1 when smaller (λ₀)."""
+    return STRONGER.get(family, 1)
+
+
+def _check_grid(rows: pd.DataFrame, columns: Sequence[str], who: str) -> None:
+    """Refuse what no rule can read: not a table, missing columns, fewer than two settings or
+    seeds, a (setting, seed) missing or repeated, or a non-finite score."""
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"{who}: the grid must be a pandas DataFrame, got {type(rows).__name__}")
+    missing = [c for c in ("setting", "seed", *columns) if c not in rows.columns]
+    if missing:
+        raise ValueError(
+            f"{who}: the grid lacks the column(s) {missing}; it needs one row per (setting, "
+            "seed) with 'setting', 'seed' and the scores the rule reads"
+        )
+    settings, seeds = sorted(rows.setting.unique()), sorted(rows.seed.unique())
+    if len(settings) < 2:
+        raise ValueError(f"{who}: a grid needs at least two settings, got {settings}")
+    if len(seeds) < 2:
+        raise ValueError(f"{who}: a grid needs at least two seeds (medians, spreads), got {seeds}")
+    counts = rows.groupby(["setting", "seed"]).size()
+    full = pd.MultiIndex.from_product([settings, seeds], names=["setting", "seed"])
+    counts = counts.reindex(full, fill_value=0)
+    wrong = counts[counts != 1]
+    if len(wrong):
+        raise ValueError(
+            f"{who}: every setting needs exactly one row per seed; (setting, seed) with "
+            f"{dict(wrong.head(5))} rows"
+        )
+    for column in columns:
+        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            bad = rows.loc[~np.isfinite(values), ["setting", "seed"]].values.tolist()
+            raise ValueError(f"{who}: non-finite {column} at (setting, seed) {bad[:5]}")
+
+
+def _median(rows: pd.DataFrame, column: str) -> pd.Series:
+    return rows.groupby("setting")[column].median().sort_index()
+
+
+def validation(rows: pd.DataFrame) -> float:
+    """The setting with the lowest median validation MSE."""
+    _check_grid(rows, ["val_mse"], "validation")
+    return float(_median(rows, "val_mse").idxmin())
+
+
+def within_spread(rows: pd.DataFrame, stronger: int = 1) -> float:
+    """The strongest setting whose median validation MSE is at most the best median plus the
+    best setting's interquartile range over seeds: among fits the seeds cannot tell apart, the
+    one pushed hardest towards a simple network."""
+    _check_grid(rows, ["val_mse"], "within_spread")
+    median = _median(rows, "val_mse")
+    best = median.idxmin()
+    q = rows[rows.setting == best].val_mse.quantile([0.25, 0.75])
+    close = median[median <= median[best] + q[0.75] - q[0.25]].index
+    return float(max(close) if stronger > 0 else min(close))
+
+
+def extrapolation(rows: pd.DataFrame) -> float:
+    """The setting with the lowest median MSE on the extrapolation split."""
+    _check_grid(rows, ["extrap_mse"], "extrapolation")
+    return float(_median(rows, "extrap_mse").idxmin())
+
+
+def discrepancy(rows: pd.DataFrame, noise: float, stronger: int = 1, tau: float = TAU) -> float:
+    """Morozov's discrepancy principle: the strongest setting whose median validation MSE is at
+    most τ² σ² (``noise`` = σ, the standard deviation of the measurement noise on the
+    validation data). When no setting gets there — the model cannot fit to the noise level,
+    or the validation error counts more than the noise (a trajectory rolled out from a noisy
+    first state) — the setting with the lowest median validation MSE. For data whose noise is
+    not known, σ² can be estimated, e.g. by the validation MSE of the most flexible fit."""
+    if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise <= 0:
+        raise ValueError(
+            f"discrepancy: noise must be the noise's standard deviation, a finite number > 0, "
+            f"got {noise!r}"
+        )
+    _check_grid(rows, ["val_mse"], "discrepancy")
+    median = _median(rows, "val_mse")
+    within = median[median <= (tau * noise) ** 2].index
+    if not len(within):
+        return float(median.idxmin())
+    return float(max(within) if stronger > 0 else min(within))
+
+
+def l_curve(rows: pd.DataFrame, stronger: int = 1) -> float:
+    """The corner of the L-curve: along the grid (weakest to strongest), the points (log median
+    validation MSE, log median ‖f_nn‖²), each axis scaled to [0, 1]; the corner is the point
+    farthest from the chord between the two ends. Needs at least three settings."""
+    _check_grid(rows, ["val_mse", "nn_norm"], "l_curve")
+    if rows.setting.nunique() < 3:
+        raise ValueError("l_curve: a corner needs at least three settings")
+    if (rows.val_mse <= 0).any() or (rows.nn_norm <= 0).any():
+        raise ValueError("l_curve: val_mse and nn_norm must be > 0 (logarithms)")
+    points = pd.DataFrame(
+        {"x": np.log(_median(rows, "val_mse")), "y": np.log(_median(rows, "nn_norm"))}
+    )
+    points = points.sort_index(ascending=stronger > 0)
+    span = (points.max() - points.min()).replace(0, 1)
+    p = ((points - points.min()) / span).to_numpy()
+    chord = p[-1] - p[0]
+    length = np.linalg.norm(chord)
+    if length == 0:
+        return float(points.index[0])
+    distance = np.abs(chord[0] * (p[:, 1] - p[0, 1]) - chord[1] * (p[:, 0] - p[0, 0])) / length
+    return float(points.index[int(distance.argmax())])
+
+
+def theta_plateau(rows: pd.DataFrame, theta: Sequence[str] | None = None) -> float:
+    """Where θ̂ is most stable: per setting, the largest over θ's components of (the relative
+    change of the median θ̂ to the neighbouring settings, averaged over the neighbours) plus
+    (the interquartile range of θ̂ over seeds, relative to its median); the smallest wins.
+    ``theta``: the columns of θ̂ (default every ``theta_<name>`` column that is not a score)."""
+    names = list(theta) if theta is not None else _theta_columns(rows)
+    if not names:
+        raise ValueError("theta_plateau: the grid has no θ̂ columns (theta_<name>)")
+    _check_grid(rows, names, "theta_plateau")
+    by = rows.groupby("setting")
+    median = by[names].median().sort_index()
+    spread = (by[names].quantile(0.75) - by[names].quantile(0.25)).reindex(median.index)
+    scale = median.abs().clip(lower=1e-12)
+    change = pd.DataFrame(np.nan, index=median.index, columns=names)
+    values = median.to_numpy()
+    for i in range(len(median)):
+        steps = [abs(values[j] - values[i]) for j in (i - 1, i + 1) if 0 <= j < len(median)]
+        change.iloc[i] = np.mean(steps, axis=0)
+    score = (change / scale + spread / scale).max(axis=1)
+    return float(score.idxmin())
+
+
+def _theta_columns(rows: pd.DataFrame) -> list[str]:
+    scores = {"theta_rel_error", "theta_cosine", "theta_drift"}
+    return [
+        c
+        for c in rows.columns
+        if c.startswith("theta_") and c not in scores and rows[c].notna().all()
+    ]
+
+
+def fixed(rows: pd.DataFrame, value: float) -> float:
+    """``value``, chosen once and carried untuned; it must be one of the grid's settings."""
+    _check_grid(rows, [], "fixed")
+    settings = sorted(rows.setting.unique())
+    if not any(math.isclose(value, s, rel_tol=1e-9) for s in settings):
+        raise ValueError(f"fixed: {value!r} is not a setting of the grid {settings}")
+    return float(value)
+
+
+Rule = Callable[[pd.DataFrame], float]
+
+
+def stability(rows: pd.DataFrame, rule: Rule, n_boot: int = 500, seed: int = 0) -> float:
+    """The share of seed resamples (with replacement, the same draw for every setting) in which
+    ``rule`` picks what it picks on all seeds: 1.0 = the pick does not depend on the seeds."""
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"stability: n_boot must be an int >= 1, got {n_boot!r}")
+    pick = rule(rows)
+    seeds = np.array(sorted(rows.seed.unique()))
+    rng = np.random.default_rng(seed)
+    agree = 0
+    for _ in range(n_boot):
+        draw = rng.choice(seeds, size=len(seeds))
+        sample = pd.concat(
+            [rows[rows.seed == s].assign(seed=i) for i, s in enumerate(draw)], ignore_index=True
+        )
+        agree += math.isclose(rule(sample), pick, rel_tol=1e-9)
+    return agree / n_boot
+
+
+def evaluate(
+    grids: Mapping[str, pd.DataFrame],
+    rules: Mapping[str, Callable[[pd.DataFrame, str], float]],
+    n_boot: int = 200,
+) -> pd.DataFrame:
+    """Every rule on every grid: ``grids`` maps a name (e.g. ``"light_tunnel / SAM (nn)"``) to
+    a grid that also holds ``theta_rel_error`` (read only here, by the oracle); ``rules`` maps a
+    rule's name to a function of (grid, family) — the family is the part of the grid's name
+    after ``" / "`` (for :func:`direction`). One row per (grid, rule): the pick, its median θ
+    error, the oracle's setting and error, their ratio, and the pick's :func:`stability`. A
+    rule that cannot be applied to a grid (say, no extrapolation split) gets a row with its
+    reason in ``refused`` and NaN numbers — never a silent gap."""
+    rows = []
+    for name, grid in grids.items():
+        family = name.split(" / ")[-1]
+        _check_grid(grid, ["theta_rel_error"], f"evaluate({name})")
+        error = _median(grid, "theta_rel_error")
+        oracle = float(error.idxmin())
+        for rule_name, rule in rules.items():
+            row = {"grid": name, "rule": rule_name, "oracle": oracle, "oracle_error": error[oracle]}
+            try:
+                pick = rule(grid, family)
+                stable = stability(grid, lambda g, r=rule, f=family: r(g, f), n_boot)
+            except (ValueError, KeyError) as err:
+                rows.append({**row, "pick": math.nan, "refused": str(err)})
+                continue
+            rows.append(
+                {
+                    **row,
+                    "pick": pick,
+                    "pick_error": float(error[pick]),
+                    "ratio": float(error[pick]) / max(float(error[oracle]), 1e-12),
+                    "stability": stable,
+                    "refused": "",
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,136 @@
+"""The θ-free rules of hsam_core.select on grids whose right answer is known by construction,
+and what they refuse."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hsam_core import select
+
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def grid(settings, val, extrap=None, norm=None, theta=None, error=None, jitter=0.0):
+    """One row per (setting, seed); each score a list over settings (seed s adds jitter·s)."""
+    rows = []
+    for i, s in enumerate(settings):
+        for seed in SEEDS:
+            wiggle = 1 + jitter * (seed - 2)
+            row = {"setting": s, "seed": seed, "val_mse": val[i] * wiggle}
+            if extrap is not None:
+                row["extrap_mse"] = extrap[i] * wiggle
+            if norm is not None:
+                row["nn_norm"] = norm[i]
+            if theta is not None:
+                row["theta_a"] = theta[i] * wiggle
+            if error is not None:
+                row["theta_rel_error"] = error[i]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+RHOS = [0.03, 0.1, 0.3, 1.0]
+
+
+def test_validation_and_extrapolation_pick_their_minimum():
+    g = grid(RHOS, val=[1.0, 1.1, 1.5, 3.0], extrap=[9.0, 4.0, 2.0, 5.0])
+    assert select.validation(g) == 0.03
+    assert select.extrapolation(g) == 0.3
+
+
+def test_within_spread_takes_the_strongest_setting_the_seeds_cannot_tell_apart():
+    # the best (0.03) has an IQR of 0.1 (jitter 10 %): 0.1 at 1.05 is within it, 0.3 is not
+    g = grid(RHOS, val=[1.0, 1.05, 1.5, 3.0], jitter=0.1)
+    assert select.within_spread(g) == 0.1
+    # the other direction (APHYNITY's λ₀): the smallest setting within the spread
+    g = grid(RHOS, val=[3.0, 1.5, 1.05, 1.0], jitter=0.1)
+    assert select.within_spread(g, stronger=-1) == 0.3
+
+
+def test_discrepancy_takes_the_strongest_setting_within_the_noise_level():
+    sigma = 0.1  # σ² = 0.01, τ²σ² = 0.0121
+    g = grid(RHOS, val=[0.0100, 0.0110, 0.0119, 0.02])
+    assert select.discrepancy(g, sigma) == 0.3
+    assert select.discrepancy(g, sigma, stronger=-1) == 0.03
+    # nothing within the noise level: the lowest validation MSE
+    g = grid(RHOS, val=[0.05, 0.04, 0.06, 0.07])
+    assert select.discrepancy(g, sigma) == 0.1
+
+
+def test_l_curve_finds_the_corner():
+    # the norm falls steeply until 0.3 while the error barely moves, then the error shoots up
+    g = grid(RHOS, val=[1.0, 1.01, 1.05, 10.0], norm=[100.0, 10.0, 1.0, 0.9])
+    assert select.l_curve(g) == 0.3
+
+
+def test_theta_plateau_finds_where_theta_stops_moving():
+    g = grid(RHOS, val=[1, 1, 1, 1], theta=[0.5, 0.9, 0.91, 0.95])
+    assert select.theta_plateau(g) == 0.3
+    # a θ̂ that is stable across settings but scattered over seeds at 0.3 loses there
+    g = grid(RHOS, val=[1, 1, 1, 1], theta=[0.5, 0.9, 0.91, 0.95], jitter=0.0)
+    g.loc[g.setting == 0.3, "theta_a"] *= 1 + 0.2 * (g.loc[g.setting == 0.3, "seed"] - 2)
+    assert select.theta_plateau(g) != 0.3
+
+
+def test_fixed_needs_its_value_on_the_grid():
+    g = grid(RHOS, val=[1, 2, 3, 4])
+    assert select.fixed(g, 1.0) == 1.0
+    with pytest.raises(ValueError, match="not a setting"):
+        select.fixed(g, 2.0)
+
+
+def test_stability_is_one_for_a_clear_pick_and_lower_for_a_coin_flip():
+    clear = grid(RHOS, val=[1.0, 2.0, 3.0, 4.0], jitter=0.05)
+    assert select.stability(clear, select.validation, n_boot=100) == 1.0
+    rng = np.random.default_rng(0)
+    flip = grid(RHOS, val=[1.0, 1.0, 3.0, 4.0])
+    flip["val_mse"] *= 1 + 0.1 * rng.standard_normal(len(flip))
+    share = select.stability(flip, select.validation, n_boot=200)
+    assert 0.2 < share < 0.95
+
+
+def test_evaluate_scores_each_rule_against_the_oracle_and_names_what_it_refused():
+    g = grid(RHOS, val=[1.0, 1.1, 1.5, 3.0], norm=[9, 3, 1, 0.5], error=[0.4, 0.2, 0.05, 0.3])
+    rules = {
+        "validation": lambda rows, family: select.validation(rows),
+        "extrapolation": lambda rows, family: select.extrapolation(rows),
+        "fixed ρ = 0.3": lambda rows, family: select.fixed(rows, 0.3),
+    }
+    table = select.evaluate({"toy / SAM (nn)": g}, rules, n_boot=20).set_index("rule")
+    assert table.loc["validation", "pick"] == 0.03
+    assert table.loc["validation", "ratio"] == pytest.approx(0.4 / 0.05)
+    assert table.loc["fixed ρ = 0.3", "ratio"] == pytest.approx(1.0)
+    assert table.loc["fixed ρ = 0.3", "oracle"] == 0.3
+    assert math.isnan(table.loc["extrapolation", "pick"])
+    assert "extrap_mse" in table.loc["extrapolation", "refused"]
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda g: g[g.setting == 0.03], "at least two settings"),
+        (lambda g: g[g.seed == 0], "at least two seeds"),
+        (lambda g: g.drop(index=3), "exactly one row per seed"),
+        (lambda g: pd.concat([g, g.iloc[:1]]), "exactly one row per seed"),
+        (lambda g: g.assign(val_mse=g.val_mse.where(g.index != 2, np.nan)), "non-finite val_mse"),
+        (lambda g: g.drop(columns="val_mse"), "lacks the column"),
+    ],
+)
+def test_bad_grids_are_refused_with_what_is_wrong(mutate, match):
+    g = grid(RHOS, val=[1, 2, 3, 4])
+    with pytest.raises(ValueError, match=match):
+        select.validation(mutate(g))
+
+
+def test_bad_arguments_are_refused():
+    g = grid(RHOS, val=[1, 2, 3, 4], norm=[1, 1, 1, 1])
+    with pytest.raises(TypeError, match="DataFrame"):
+        select.validation(g.to_dict())
+    with pytest.raises(ValueError, match="noise"):
+        select.discrepancy(g, 0.0)
+    with pytest.raises(ValueError, match="three settings"):
+        select.l_curve(g[g.setting.isin([0.03, 0.1])])
+    with pytest.raises(ValueError, match="no θ̂ columns"):
+        select.theta_plateau(g)
