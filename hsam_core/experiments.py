@@ -315,11 +315,12 @@ def convergence(
     history: History, identified: Callable | None, members: int
 ) -> dict[str, torch.Tensor]:
     """Per member: ``converged`` (1.0 settled, 0.0 not, NaN without θ) and ``theta_drift``
-    (:func:`theta_drift` over the last 20 % of the epochs) of what the data determine of θ
+    (:func:`theta_drift` over the last 20 % of the epochs; NaN after a single epoch) of what
+    the data determine of θ
     (``identified``, default θ itself); with a protocol (:class:`~hsam_core.train.Settle`)
     the verdict is the protocol's, and ``decay_epoch`` and ``drift_before_decay`` are added."""
     nan = torch.full((members,), float("nan"))
-    if not history.theta:
+    if not history.theta or len(history.loss) < 2:  # no θ, or no history to judge it by
         columns = {"converged": nan, "theta_drift": nan}
     else:
         series = history.theta if identified is None else identified(history.theta)
@@ -586,21 +587,13 @@ def run_grid(
     task: Task,
     grid: Sequence[Config],
     seeds: Sequence[int],
-    converged: bool = False,
     **training,
 ) -> pd.DataFrame:
-    """:func:`run` for every configuration of ``grid``; all rows in one table.
-
-    With ``converged``, the table gains a column ``converged`` per seed: 1.0 where θ has settled
-    (:func:`settled`, default tail and tolerance, on θ's history), 0.0 where it has not, NaN
-    for a model without θ (NN only)."""
+    """:func:`run` for every configuration of ``grid``; all rows in one table. Every row says
+    whether its seed's θ settled (``converged``: 1.0, 0.0, NaN for a model without θ; see
+    :func:`convergence`)."""
     frames = []
     for c in grid:
         result = run(task, c.method, seeds, model=c.model, model_label=c.model_label, **training)
-        rows = result.rows
-        if converged:
-            theta = result.history.theta
-            flags = settled(theta).float().numpy() if theta else float("nan")
-            rows = rows.assign(converged=flags)
-        frames.append(rows)
+        frames.append(result.rows)
     return pd.concat(frames, ignore_index=True)

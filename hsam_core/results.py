@@ -106,7 +106,7 @@ def with_convergence(value: float, settled: Iterable) -> str:
     "(not converged: n/N seeds settled)" unless every seed's θ settled.
 
     ``settled`` holds one flag per seed — bools, 0/1 or a tensor of them, e.g. the
-    ``converged`` column of :func:`hsam_core.experiments.run_grid` or the output of
+    ``converged`` column of a run's rows (:func:`hsam_core.experiments.run`) or the output of
     :func:`hsam_core.experiments.settled`. NaN flags (a model without θ) and an empty ``settled``
     leave the number unmarked; any other value raises ``ValueError``.
     """

@@ -250,22 +250,23 @@ def test_uncached_run_accepts_a_factory_without_source_file():
     assert len(result.rows) == 1
 
 
-def test_run_grid_flags_whether_theta_settled():
-    """``run_grid(..., converged=True)`` adds ``converged`` per seed: 1 where θ has settled (here
-    frozen: lr_phys = 0), 0 where it still moves, NaN for a model without θ; without the flag
-    the table has no such column."""
+def test_every_runs_rows_say_whether_theta_settled():
+    """Every row of :func:`run` (and so of ``run_grid``) carries ``converged`` per seed: 1 where
+    θ has settled (here frozen: lr_phys = 0), 0 where it still moves, NaN for a model without
+    θ or a single epoch of history."""
     from hsam_core import experiments as ex
 
     task = _toy_task()
     nn_only = {"physics": "none"}
     grid = [ex.Config(hc.Method.erm()), ex.Config(hc.Method.erm(), nn_only, "NN only")]
     training = dict(epochs=5, batch_size=16, cache=False)
-    moving = ex.run_grid(task, grid, [0, 1], converged=True, **training)
+    moving = ex.run_grid(task, grid, [0, 1], **training)
     assert moving[moving.method == "ERM"].converged.tolist() == [0.0, 0.0]
     assert moving[moving.method == "NN only"].converged.isna().all()
-    frozen = ex.run_grid(task, grid[:1], [0, 1], converged=True, lr_phys=0.0, **training)
+    frozen = ex.run_grid(task, grid[:1], [0, 1], lr_phys=0.0, **training)
     assert frozen.converged.tolist() == [1.0, 1.0]
-    assert "converged" not in ex.run_grid(task, grid[:1], [0], **training).columns
+    once = ex.run_grid(task, grid[:1], [0], **{**training, "epochs": 1})
+    assert once.converged.isna().all()
 
 
 class _Slope(hc.PhysicsModel):

@@ -25,8 +25,12 @@ LABELS, EPOCHS = ["ERM", "SAM (nn)"], None
 
 
 def untimed(rows) -> list[dict]:
-    """Result rows without the timing column (the only one two runs may differ in)."""
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    """Result rows without the timing column (the only one two runs may differ in), a NaN
+    score (no extrapolation split, say) as None: NaN is not equal to itself."""
+    return [
+        {k: None if v != v else v for k, v in r.items() if k != "seconds"}  # noqa: PLR0124
+        for r in rows
+    ]
 
 
 def stored_rows() -> pd.DataFrame:
