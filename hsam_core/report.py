@@ -139,6 +139,30 @@ def with_names(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def by_family(rows: pd.DataFrame, select: bool = True) -> pd.DataFrame:
+    """``rows`` with each regularizer's strength grid as one method, so that the θ-free rule
+    that chooses SAM's ρ chooses a regularizer's strength the same way: on a regularized row
+    ``method`` becomes its family (:func:`method_name`: ``"L2"`` for every λ, a network suffix
+    such as ``" [grey-box]"`` of the label kept) and ``rho`` its strength (``setting`` of
+    :func:`with_names`); ``configuration`` keeps every row's own label (``"L2 λ=0.001"``, or
+    ``"L2"`` where a table has one strength). Other rows keep their method and ρ. With
+    ``select`` the rule (:func:`~hsam_core.experiments.select_by_validation`) is applied afresh
+    per table (``file``, else ``task``): a family run at one strength is selected as it is, a
+    family run over a grid gets the strength of lowest median validation MSE."""
+    named = with_names(rows)
+    out = rows.copy()
+    out["configuration"] = rows["method"]
+    regularized = (rows["kind"] == "regularized").to_numpy()
+    suffix = rows["method"].astype(str).str.extract(r"( \[.*\])$")[0].fillna("")
+    out.loc[regularized, "method"] = (named["trained_with"] + suffix)[regularized]
+    out.loc[regularized, "rho"] = named["setting"][regularized].astype(float)
+    if not select or not len(out):
+        return out
+    table = "file" if "file" in out else "task"
+    chosen = [experiments.select_by_validation(g) for _, g in out.groupby(table, sort=False)]
+    return pd.concat(chosen).loc[out.index]
+
+
 def retuned(rows: pd.DataFrame, grids: dict, within_spread: bool = False) -> pd.DataFrame:
     """The rows, per network and retuned method, of the grid value that the book's rule picks
     (:func:`~hsam_core.experiments.select_by_validation`, which never sees θ; ``within_spread``

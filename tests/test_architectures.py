@@ -123,3 +123,58 @@ def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
         ("deeper", "SAM (nn)"): 0.3,
         ("SiLU", "L2"): 1e-3,
     }
+
+
+def test_by_family_chooses_a_regularizers_strength_by_the_rule_that_chooses_rho():
+    def rows(task, label, kind, val_mse, rho=0.0, regularizer=None, strength=None):
+        return [
+            {
+                "task": task,
+                "method": label,
+                "kind": kind,
+                "rho": rho,
+                "adaptive": False,
+                "perturb": "nn",
+                "every": 1,
+                "regularizer": regularizer,
+                "strength": strength,
+                "model": None,
+                "seed": s,
+                "val_mse": val_mse + 1e-3 * s,
+            }
+            for s in range(5)
+        ]
+
+    table = pd.DataFrame(
+        rows("grid", "ERM", "erm", 1.0)
+        + rows("grid", "SAM (nn)", "sam", 2.0, rho=0.03)
+        + rows("grid", "SAM (nn)", "sam", 0.5, rho=0.1)
+        + rows("grid", "L2 λ=0.0001", "regularized", 3.0, regularizer="L2", strength=1e-4)
+        + rows("grid", "L2 λ=0.001", "regularized", 0.2, regularizer="L2", strength=1e-3)
+        + rows("grid", "L2 λ=0.01", "regularized", 0.9, regularizer="L2", strength=1e-2)
+        + rows("one", "L2", "regularized", 7.0, regularizer="L2", strength=1e-3)
+        + rows("one", "L2 [grey-box]", "regularized", 5.0, regularizer="L2", strength=1e-3)
+    )
+    out = report.by_family(table)
+    assert list(out.index) == list(table.index)  # the rows, in their order
+    configs = out.drop_duplicates("configuration").set_index("configuration")
+    assert configs.method.to_dict() == {
+        "ERM": "ERM",
+        "SAM (nn)": "SAM (nn)",
+        "L2 λ=0.0001": "L2",
+        "L2 λ=0.001": "L2",
+        "L2 λ=0.01": "L2",
+        "L2": "L2",
+        "L2 [grey-box]": "L2 [grey-box]",
+    }
+    picked = out[out.selected == 1].groupby(["task", "method"]).rho.agg(["first", "size"])
+    assert picked.to_dict("index") == {
+        ("grid", "ERM"): {"first": 0.0, "size": 5},
+        ("grid", "L2"): {"first": 1e-3, "size": 5},  # the strength, chosen per task
+        ("grid", "SAM (nn)"): {"first": 0.1, "size": 5},
+        ("one", "L2"): {"first": 1e-3, "size": 5},  # one strength: selected as it is
+        ("one", "L2 [grey-box]"): {"first": 1e-3, "size": 5},
+    }
+    # without select, no column is invented and the input is untouched
+    assert "selected" not in report.by_family(table, select=False)
+    assert "configuration" not in table and set(table.method) >= {"L2 λ=0.01"}
