@@ -201,7 +201,7 @@ def settling(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
     median ``decay epoch`` (where the constant rates ended); the ``drift before decay``, median
     and largest over seeds; ``settled seeds`` (NaN for a model without θ, e.g. NN only, whose
     loss the protocol watches instead); and a ``verdict`` in words: ``"settled"`` (every seed),
-    ``"k of n settled"``, or ``"no θ"``. With ``budget`` (the protocol's ``max_epochs``), a
+    ``"k of n settled"``, ``"not settled"`` (no seed), or ``"no θ"``. With ``budget`` (the protocol's ``max_epochs``), a
     decay that began at the budget — the drift never fell below the tolerance — adds
     ``"(budget spent)"`` to the verdict. ``results`` needs the store's ``converged``,
     ``epochs``, ``decay_epoch`` and ``drift_before_decay`` columns, one row per seed."""
@@ -226,6 +226,8 @@ def settling(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
             verdict = "no θ"
         elif row["settled seeds"] == row["seeds"]:
             verdict = "settled"
+        elif row["settled seeds"] == 0:
+            verdict = "not settled"
         else:
             verdict = f"{int(row['settled seeds'])} of {int(row['seeds'])} settled"
         if budget is not None and first_decay[key] >= budget:

@@ -91,9 +91,16 @@ def test_settling_says_per_configuration_how_the_protocol_ended():
               drift_before_decay=[0.01, 0.0005, 0.03])
         + rows("NN only", "erm", [np.nan] * 3, 1e-3, converged=np.nan, epochs=1200,
                decay_epoch=1100, drift_before_decay=0.002)
+        + sam(0.2, [0.2] * 3, 1e-3, converged=0, epochs=22000, decay_epoch=20000,
+              drift_before_decay=0.05)
     )  # fmt: skip
     out = report.settling(table, budget=20000)
-    assert list(out.verdict) == ["settled", "1 of 3 settled (budget spent)", "no θ"]
+    assert list(out.verdict) == [
+        "settled",
+        "1 of 3 settled (budget spent)",
+        "no θ",
+        "not settled (budget spent)",
+    ]
     first = out.iloc[0]
     assert first["epochs"] == 1100 and first["decay epoch"] == 1000 and first.seeds == 3
     assert first["drift before decay median"] == pytest.approx(2e-4)
