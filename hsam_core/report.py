@@ -237,6 +237,23 @@ def settling(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
     return summary
 
 
+def by_family(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` as a table of method families: ``method`` becomes the family of
+    :func:`with_names` (``SAM (nn)``, ``ASAM (nn)``, ``L2``, ``APHYNITY``, ``orthogonality``)
+    wherever a configuration has a setting, and ``rho`` its setting (ρ, or the regularizer's
+    strength); ERM and the two ends keep their labels at ρ = 0. On this table
+    :func:`~hsam_core.experiments.select_by_validation` applies the book's θ-free rule to every
+    family's grid alike (the pick of :func:`family_picks`), and :func:`strip_plot` colours each
+    family as the book does. The configuration's own label is kept in ``configuration``."""
+    rows = with_names(results) if "trained_with" not in results else results.copy()
+    has_setting = rows.setting.notna()
+    return rows.assign(
+        configuration=rows.method,
+        method=rows.trained_with.where(has_setting, rows.method),
+        rho=rows.setting.where(has_setting, 0.0).astype(float),
+    )
+
+
 def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.DataFrame:
     """Every method family's θ-free pick over its grid, beside the best setting in hindsight.
 

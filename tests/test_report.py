@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hsam_core import report
+from hsam_core.experiments import select_by_validation
 
 
 def rows(label, kind, errors, val, extrap=1.0, rho=0.0, regularizer="", strength=np.nan, **extra):
@@ -110,3 +111,16 @@ def test_settling_says_per_configuration_how_the_protocol_ended():
     assert report.settling(table).verdict.iloc[1] == "1 of 3 settled"
     with pytest.raises(ValueError, match="decay_epoch"):
         report.settling(table.drop(columns="decay_epoch"))
+
+
+def test_by_family_lets_the_rule_pick_every_familys_setting_alike():
+    table = report.by_family(grid())
+    assert list(dict.fromkeys(table.method)) == ["ERM", "physics only", "SAM (nn)", "L2"]
+    assert sorted(table[table.method == "L2"].rho.unique()) == [1e-3, 1e-2]
+    assert set(table[table.method == "L2"].configuration) == {"L2 λ=0.001", "L2 λ=0.01"}
+    ruled = select_by_validation(table)
+    chosen = ruled[ruled.selected == 1].drop_duplicates("method").set_index("method").rho
+    picks = report.family_picks(grid())
+    for family in picks.index:
+        assert chosen[family] == picks.loc[family, "rule picks"]
+    assert chosen["ERM"] == 0 and chosen["physics only"] == 0
