@@ -219,6 +219,113 @@ def chosen_sam(results: pd.DataFrame, variants: Sequence[str] | None = None) -> 
     return best, float(sam[sam.method == best].rho.iloc[0])
 
 
+def settling(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """How each configuration trained by the protocol (:class:`~hsam_core.train.Settle`) ended,
+    one row per (method, ρ) in the table's order: ``seeds``; the median ``epochs`` run; the
+    median ``decay epoch`` (where the constant rates ended); the ``drift before decay``, median
+    and largest over seeds; ``settled seeds`` (NaN for a model without θ, e.g. NN only, whose
+    loss the protocol watches instead); and a ``verdict`` in words: ``"settled"`` (every seed),
+    ``"k of n settled"``, ``"not settled"`` (no seed), or ``"no θ"``. With ``budget`` (the protocol's ``max_epochs``), a
+    decay that began at the budget — the drift never fell below the tolerance — adds
+    ``"(budget spent)"`` to the verdict. ``results`` needs the store's ``converged``,
+    ``epochs``, ``decay_epoch`` and ``drift_before_decay`` columns, one row per seed."""
+    missing = [
+        c for c in ("converged", "epochs", "decay_epoch", "drift_before_decay") if c not in results
+    ]
+    if missing:
+        raise ValueError(
+            f"settling: the rows lack {missing} (runs trained by the protocol have them)"
+        )
+    group = results.groupby(["method", "rho"], sort=False)
+    summary = pd.DataFrame({"seeds": group.size()})
+    summary["epochs"] = group.epochs.median()
+    summary["decay epoch"] = group.decay_epoch.median()
+    summary["drift before decay median"] = group.drift_before_decay.median()
+    summary["drift before decay max"] = group.drift_before_decay.max()
+    summary["settled seeds"] = group.converged.sum(min_count=1)
+    first_decay = group.decay_epoch.min()
+    verdicts = []
+    for key, row in summary.iterrows():
+        if np.isnan(row["settled seeds"]):
+            verdict = "no θ"
+        elif row["settled seeds"] == row["seeds"]:
+            verdict = "settled"
+        elif row["settled seeds"] == 0:
+            verdict = "not settled"
+        else:
+            verdict = f"{int(row['settled seeds'])} of {int(row['seeds'])} settled"
+        if budget is not None and first_decay[key] >= budget:
+            verdict += " (budget spent)"
+        verdicts.append(verdict)
+    summary["verdict"] = verdicts
+    return summary
+
+
+def by_family(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` as a table of method families: ``method`` becomes the family of
+    :func:`with_names` (``SAM (nn)``, ``ASAM (nn)``, ``L2``, ``APHYNITY``, ``orthogonality``)
+    wherever a configuration has a setting, and ``rho`` its setting (ρ, or the regularizer's
+    strength); ERM and the two ends keep their labels at ρ = 0. On this table
+    :func:`~hsam_core.experiments.select_by_validation` applies the book's θ-free rule to every
+    family's grid alike (the pick of :func:`family_picks`), and :func:`strip_plot` colours each
+    family as the book does. The configuration's own label is kept in ``configuration``."""
+    rows = with_names(results) if "trained_with" not in results else results.copy()
+    has_setting = rows.setting.notna()
+    return rows.assign(
+        configuration=rows.method,
+        method=rows.trained_with.where(has_setting, rows.method),
+        rho=rows.setting.where(has_setting, 0.0).astype(float),
+    )
+
+
+def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.DataFrame:
+    """Every method family's θ-free pick over its grid, beside the best setting in hindsight.
+
+    The families are those of :func:`with_names` that vary a setting: SAM's and ASAM's ρ, each
+    regularizer's strength (ERM and the two ends vary none and are left out). One rule for all,
+    :func:`~hsam_core.experiments.select_by_validation` on ``method = trained_with`` and
+    ``rho = setting``: the setting with the lowest median validation MSE; it never sees θ.
+
+    One row per family (index ``family``), in the order of ``results``: ``grid`` (the family's
+    settings, ascending), ``rule picks`` (the rule's setting), ``configuration`` (its label,
+    the ``method`` of its rows), ``<column> median`` there, ``seeds`` and ``settled seeds``
+    there (NaN without a ``converged`` column); ``best in hindsight`` (the setting with the
+    lowest median ``column``, which the rule may not look at) and ``best <column> median``;
+    and ``extrapolation MSE picks``, the setting that the lowest median ``extrap_mse`` would
+    pick instead of the validation MSE (NaN where no run has one). ``results`` holds the
+    store's rows, one per run × seed; a non-finite ``val_mse`` is refused as by the rule."""
+    rows = with_names(results) if "trained_with" not in results else results
+    rows = rows[rows.setting.notna()]
+    picks = []
+    for family, group in rows.groupby("trained_with", sort=False):
+        ruled = experiments.select_by_validation(group.assign(method=family, rho=group.setting))
+        chosen = group[ruled.selected == 1]
+        by_setting = group.groupby("setting")
+        hindsight = by_setting[column].median()
+        extrap = by_setting.extrap_mse.median() if "extrap_mse" in group else pd.Series(dtype=float)
+        picks.append(
+            {
+                "family": family,
+                "grid": tuple(sorted(group.setting.unique())),
+                "rule picks": chosen.setting.iloc[0],
+                "configuration": chosen.method.iloc[0],
+                f"{column} median": chosen[column].median(),
+                "seeds": len(chosen),
+                "settled seeds": chosen.converged.sum(min_count=1)
+                if "converged" in chosen
+                else np.nan,
+                "best in hindsight": hindsight.idxmin() if hindsight.notna().any() else np.nan,
+                f"best {column} median": hindsight.min(),
+                "extrapolation MSE picks": extrap.idxmin() if extrap.notna().any() else np.nan,
+            }
+        )
+    if not picks:
+        raise ValueError(
+            "family_picks: no rows of a method family with a setting (SAM, ASAM, a regularizer)"
+        )
+    return pd.DataFrame(picks).set_index("family")
+
+
 def strip_plot(
     ax,
     rows: pd.DataFrame,
