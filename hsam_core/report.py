@@ -147,8 +147,9 @@ def by_family(rows: pd.DataFrame, select: bool = True) -> pd.DataFrame:
     :func:`with_names`); ``configuration`` keeps every row's own label (``"L2 λ=0.001"``, or
     ``"L2"`` where a table has one strength). Other rows keep their method and ρ. With
     ``select`` the rule (:func:`~hsam_core.experiments.select_by_validation`) is applied afresh
-    per table (``file``, else ``task``): a family run at one strength is selected as it is, a
-    family run over a grid gets the strength of lowest median validation MSE."""
+    per table (``file``, else ``task``, else the whole table): a family run at one strength is
+    selected as it is, a family run over a grid gets the strength of lowest median validation
+    MSE."""
     named = with_names(rows)
     out = rows.copy()
     out["configuration"] = rows["method"]
@@ -158,7 +159,9 @@ def by_family(rows: pd.DataFrame, select: bool = True) -> pd.DataFrame:
     out.loc[regularized, "rho"] = named["setting"][regularized].astype(float)
     if not select or not len(out):
         return out
-    table = "file" if "file" in out else "task"
+    table = "file" if "file" in out else "task" if "task" in out else None
+    if table is None:  # one table
+        return experiments.select_by_validation(out)
     chosen = [experiments.select_by_validation(g) for _, g in out.groupby(table, sort=False)]
     return pd.concat(chosen).loc[out.index]
 
@@ -259,23 +262,6 @@ def settling(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
         verdicts.append(verdict)
     summary["verdict"] = verdicts
     return summary
-
-
-def by_family(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` as a table of method families: ``method`` becomes the family of
-    :func:`with_names` (``SAM (nn)``, ``ASAM (nn)``, ``L2``, ``APHYNITY``, ``orthogonality``)
-    wherever a configuration has a setting, and ``rho`` its setting (ρ, or the regularizer's
-    strength); ERM and the two ends keep their labels at ρ = 0. On this table
-    :func:`~hsam_core.experiments.select_by_validation` applies the book's θ-free rule to every
-    family's grid alike (the pick of :func:`family_picks`), and :func:`strip_plot` colours each
-    family as the book does. The configuration's own label is kept in ``configuration``."""
-    rows = with_names(results) if "trained_with" not in results else results.copy()
-    has_setting = rows.setting.notna()
-    return rows.assign(
-        configuration=rows.method,
-        method=rows.trained_with.where(has_setting, rows.method),
-        rho=rows.setting.where(has_setting, 0.0).astype(float),
-    )
 
 
 def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.DataFrame:
