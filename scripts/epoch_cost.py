@@ -5,6 +5,7 @@
 ``STUDY:WIDTH`` builds the task's model with that hidden width. Prints one line per method.
 """
 
+import functools
 import sys
 import time
 
@@ -25,7 +26,7 @@ for name in sys.argv[1:]:
     batch = study.training.get("batch_size")
     epochs = 500 if batch is None else 20  # full-batch chambers: many cheap epochs
     for method in (Method.erm(), Method.sam(0.1)):
-        ens = Ensemble.from_seeds(lambda: task.make_model(**model), list(study.seeds))
+        ens = Ensemble.from_seeds(functools.partial(task.make_model, **model), list(study.seeds))
         start = time.perf_counter()
         fit(ens, task.train, method, epochs=epochs, batch_size=batch)
         per_epoch = (time.perf_counter() - start) / epochs
