@@ -42,7 +42,7 @@ from .metrics import (
 )
 from .regularizers import Regularizer
 from .runtime import default_device, quick_mode
-from .train import History, Method, Settle, fit
+from .train import History, Method, Settle, deviation, fit
 
 SHARPNESS_RHO = 0.05  # radius of the ascent-step sharpness metric, the same for every method
 
@@ -506,18 +506,15 @@ def theta_drift(series: dict[str, torch.Tensor], tail: float = 0.2) -> torch.Ten
     """
     if not 0 < tail <= 1:
         raise ValueError(f"tail must be in (0, 1], got {tail}")
-    drifts = []
+    if not series:
+        raise ValueError("no series given")
     for name, values in series.items():
         if values.dim() != 2 or values.shape[0] < 2:
             raise ValueError(
                 f"series {name!r} must have shape (epochs >= 2, K), got {tuple(values.shape)}"
             )
-        start = min(int((1 - tail) * values.shape[0]), values.shape[0] - 2)
-        last = values[-1]
-        drifts.append(((values[start:] - last).abs() / last.abs().clamp_min(1e-12)).amax(dim=0))
-    if not drifts:
-        raise ValueError("no series given")
-    return torch.stack(drifts).amax(dim=0)
+    starts = {name: min(int((1 - tail) * len(v)), len(v) - 2) for name, v in series.items()}
+    return torch.stack([deviation({n: v}, starts[n]) for n, v in series.items()]).amax(dim=0)
 
 
 def settled(series: dict[str, torch.Tensor], tail: float = 0.2, tol: float = 1e-3) -> torch.Tensor:
