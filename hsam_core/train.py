@@ -185,9 +185,12 @@ class Settle:
     split equally between the factors.
 
     **Verdict, per member.** *Settled* when its drift at the decay epoch was below ``tol`` (the
-    decay did not freeze a moving θ) and, over the decay phase, every θ stayed within ``tol`` of
-    its final value, relative to it (:func:`hsam_core.experiments.theta_drift` over the phase).
-    A member that used up the budget is reported "not settled", with its drift.
+    decay did not freeze a moving θ) and, over the decay's last segment (the smallest rate),
+    every θ stayed within ``tol`` of its final value, relative to it (:func:`deviation`). The
+    first segments are not judged: there minibatch jitter — and SAM's oscillation across the
+    valley — collapses onto its average, a move of the size of the jitter (up to ~0.3 % on the
+    pendulum), not a walk; a walk is what the drift before the decay rules out. A member that
+    used up the budget with its drift above ``tol`` is reported "not settled", with its drift.
 
     A model without θ (a network alone) is watched through its training loss instead, with
     ``loss_tol``: the loss of a network fitting noisy data levels off, its weights need not.
@@ -564,7 +567,9 @@ class _Protocol:
         series, tol = self.series(history.loss, len(history.loss))
         if not self.theta:  # the loss of the decay phase is lower by construction
             series = {}
-        still = deviation(series, self.decay_epoch) if series else torch.zeros_like(self.drift)
+        end = len(history.loss)
+        last = end - (end - self.decay_epoch) // len(self.settle.gammas)  # the last segment
+        still = deviation(series, last) if series else torch.zeros_like(self.drift)
         history.decay_epoch = self.decay_epoch
         history.drift_before_decay = self.drift
         history.settled = (self.drift < tol) & (still < tol)

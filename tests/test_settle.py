@@ -7,7 +7,7 @@ import torch
 from hsam_core.ensemble import Ensemble
 from hsam_core.experiments import run, training_settings
 from hsam_core.systems import sine_toy
-from hsam_core.train import Method, Settle, fit
+from hsam_core.train import History, Method, Settle, _Protocol, fit
 
 SEEDS = [0, 1]
 
@@ -76,6 +76,32 @@ def test_the_drift_ignores_jitter_and_sees_a_steady_walk():
     assert protocol.drift(jitter, epochs) < 5e-3
     # a walk of 1e-5 per epoch: the means of two 100-epoch halves are 1e-3 apart
     assert protocol.drift(walk, epochs).item() == pytest.approx(1e-3, rel=0.02)
+
+
+def _verdict(theta: torch.Tensor, decay_epoch: int, drift: float) -> torch.Tensor:
+    """The verdict of a protocol whose decay began at ``decay_epoch`` on the θ series
+    ``theta`` (E, K), with ``drift`` before the decay."""
+    protocol = Settle(gammas=(0.1, 0.01))
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    state = _Protocol(protocol, optimizer, {"theta": theta}, None)
+    state.decay_epoch, state.drift = decay_epoch, torch.full((theta.shape[1],), drift)
+    history = History(torch.zeros(theta.shape), {"theta": theta}, torch.zeros(theta.shape), 0.0)
+    return state.verdict(history).settled
+
+
+def test_the_verdict_judges_stillness_over_the_decays_last_segment():
+    # decay at epoch 100, two segments (100-109 at x0.1, 110-119 at x0.01)
+    epochs = torch.arange(120, dtype=torch.float32)
+    jitter = 1.0 + 0.005 * torch.sin(epochs)  # ±0.5 % about a steady mean
+    jitter[100:110] = torch.linspace(float(jitter[99]), 1.0, 10)  # collapses onto the mean
+    jitter[110:] = 1.0
+    assert _verdict(jitter[:, None], 100, drift=1e-4).tolist() == [True]
+    # the same θ, but still moving by 0.5 % at the smallest rate: not settled
+    moving = jitter.clone()
+    moving[110:] = torch.linspace(1.0, 1.005, 10)
+    assert _verdict(moving[:, None], 100, drift=1e-4).tolist() == [False]
+    # at rest after the decay, but walking before it: not settled
+    assert _verdict(jitter[:, None], 100, drift=2e-3).tolist() == [False]
 
 
 def test_a_network_alone_is_watched_through_its_loss(toy):
