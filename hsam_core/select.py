@@ -31,15 +31,27 @@ recommends, the rule with the smallest worst-case ratio (the θ error of its pic
 oracle's) wins; ties (within 10 %) go to the rule within 2× of the oracle on more tasks, then
 to the smaller median ratio. That rule is then reported, unchanged, for the other SAM variant
 and for every regularizer.
+
+**The recipe** a user calls, :func:`choose_rho`, has the shape of scikit-learn's ``RidgeCV``:
+a grid of radii in; each trained over the seeds as one ensemble, by the settling protocol;
+the rule applied; the chosen model out, with the table the rule read, the pick's stability and
+whether θ settled.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+
+from .ensemble import Ensemble
+from .hybrid import HybridModel
+from .metrics import nn_contribution, prediction_mse
+from .train import Method, Settle, fit
 
 # +1: a larger setting is a stronger push towards a simple network; -1: a smaller one is.
 STRONGER: dict[str, int] = {"APHYNITY": -1}
@@ -252,3 +264,144 @@ def evaluate(
                 }
             )
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe.
+
+# The rules :func:`choose_rho` knows, by name: each a function of (grid, direction).
+RULES: dict[str, Callable[[pd.DataFrame, int], float]] = {
+    "validation": lambda grid, stronger: validation(grid),
+    "within_spread": within_spread,
+    "l_curve": l_curve,
+    "theta_plateau": lambda grid, stronger: theta_plateau(grid),
+}
+RULE = "theta_plateau"  # the book's rule (issue 33: provisional until every task is settled)
+RHOS = (0.3, 1.0, 2.0)  # ASAM's radii in the book
+SEEDS = (0, 1, 2, 3, 4)
+
+
+@dataclass
+class Choice:
+    """What :func:`choose_rho` chose and what it read (``RidgeCV``'s ``alpha_`` and
+    ``cv_values_``).
+
+    Attributes:
+        rho: the chosen radius.
+        model: the chosen radius's ensemble, one member per seed, trained.
+        table: one row per (radius, seed): ``setting`` (ρ), ``seed``, ``val_mse``, ``nn_norm``
+            (‖f_nn‖² on the validation states), θ̂ (``theta_<name>``), ``settled``,
+            ``drift_before_decay`` and ``epochs``.
+        stability: the share of seed resamples in which the rule makes the same pick.
+        settled: whether every seed of the chosen radius settled (:class:`~hsam_core.train.Settle`).
+        rule: the rule's name.
+        models: every radius's ensemble, by ρ.
+    """
+
+    rho: float
+    model: Ensemble
+    table: pd.DataFrame
+    stability: float
+    settled: bool
+    rule: str
+    models: dict[float, Ensemble]
+
+
+def choose_rho(
+    make_model: Callable[[], HybridModel],
+    train,
+    val,
+    rhos: Sequence[float] = RHOS,
+    adaptive: bool = True,
+    seeds: Sequence[int] = SEEDS,
+    rule: str = RULE,
+    settle: Settle | None = None,
+    n_boot: int = 200,
+    **fit_kwargs,
+) -> Choice:
+    """Train a hybrid with SAM over a grid of radii and choose ρ without the true θ.
+
+    For each ρ in ``rhos``, the members ``make_model()`` built under each seed of ``seeds``
+    are trained together as one :class:`~hsam_core.ensemble.Ensemble` on ``train`` with SAM
+    perturbing the network only (ASAM when ``adaptive``), by the settling protocol ``settle``
+    (default: ``Settle()``); then each member is scored on ``val``
+    (its MSE, ‖f_nn‖² on its states) and θ̂ is read. The rule ``rule`` (a name of
+    :data:`RULES`, default :data:`RULE`) chooses ρ from that table; :func:`stability` says how
+    firm the choice is over seed resamples.
+
+    Args:
+        make_model: builds one hybrid (a :class:`~hsam_core.hybrid.HybridModel`).
+        train, val: :class:`~hsam_core.data.Trajectories` or :class:`~hsam_core.data.Pairs`.
+        fit_kwargs: passed to :func:`~hsam_core.train.fit` (``batch_size``, ``lr_nn``,
+            ``lr_phys``, ``clip``, ``progress``).
+
+    Example::
+
+        choice = choose_rho(make_model, train, val)   # ASAM, ρ ∈ {0.3, 1, 2}, five seeds
+        choice.rho, choice.model.theta(), choice.settled
+        choice.table.groupby("setting").median()
+    """
+    if rule not in RULES:
+        raise ValueError(f"choose_rho: unknown rule {rule!r}; rules: {sorted(RULES)}")
+    rhos = list(rhos)
+    if len(rhos) < 2 or any(
+        isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0
+        for r in rhos
+    ):
+        raise ValueError(
+            f"choose_rho: rhos must be at least two finite radii > 0 (ρ = 0 is plain "
+            f"training, not a radius to choose), got {rhos!r}"
+        )
+    if len(set(rhos)) != len(rhos):
+        raise ValueError(f"choose_rho: rhos must be distinct, got {rhos!r}")
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(
+            f"choose_rho: at least two seeds are needed (the rules read medians and spreads "
+            f"over seeds), got {seeds!r}"
+        )
+    if "epochs" in fit_kwargs:
+        raise ValueError(
+            "choose_rho trains by the settling protocol (settle=Settle(...)), not for a fixed "
+            "number of epochs: θ caught while still moving would decide the choice"
+        )
+    settle = settle or Settle()
+    variant = Method.asam if adaptive else Method.sam
+    models, rows = {}, []
+    for rho in sorted(rhos):
+        model = Ensemble.from_seeds(make_model, seeds)
+        history = fit(model, train, variant(rho), settle=settle, **fit_kwargs)
+        models[float(rho)] = model
+        mse, norm = prediction_mse(model, val), nn_contribution(model, val)
+        theta = {
+            f"theta_{name}" if value[0].numel() == 1 else f"theta_{name}_{i}": component
+            for name, value in model.theta().items()
+            for i, component in enumerate(value.detach().reshape(len(seeds), -1).T)
+        }
+        for k, seed in enumerate(seeds):
+            rows.append(
+                {
+                    "setting": float(rho),
+                    "seed": seed,
+                    "val_mse": float(mse[k]),
+                    "nn_norm": float(norm[k]),
+                    **{name: float(values[k]) for name, values in theta.items()},
+                    "settled": bool(history.settled[k]),
+                    "drift_before_decay": float(history.drift_before_decay[k]),
+                    "epochs": len(history.loss),
+                }
+            )
+    table = pd.DataFrame(rows)
+    choose = RULES[rule]
+    rho = choose(table, 1)
+    with torch.no_grad():
+        stable = stability(table, lambda grid: choose(grid, 1), n_boot)
+    return Choice(
+        rho=rho,
+        model=models[rho],
+        table=table,
+        stability=stable,
+        settled=bool(table[table.setting == rho].settled.all()),
+        rule=rule,
+        models=models,
+    )
