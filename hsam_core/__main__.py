@@ -6,6 +6,7 @@
     python -m hsam_core tables pendulum               # a study's table, from the store
     python -m hsam_core check                         # is the store sound?
     python -m hsam_core merge /other/store            # add another machine's runs
+    python -m hsam_core weights wind_tunnel           # keep cached weights in the store
     python -m hsam_core profile                       # where the training time goes
     python -m hsam_core reproduce                     # sweep every study, re-execute the chapters
     python -m hsam_core reproduce --check light_tunnel   # re-train a study, compare with the store
@@ -57,6 +58,14 @@ def _check(args: argparse.Namespace) -> int:
     specs = store.read_specs()
     print(f"{settings.get().store}: {len(specs)} runs, {len(problems)} problems")
     return 1 if problems else 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    copied, lacking = sweep.keep_weights(args.studies)
+    print(
+        f"weights of {copied} runs copied from the cache into the store; {lacking} runs lack them"
+    )
+    return 0
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -117,6 +126,9 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="check the results store (schema, keys, specs)")
 
+    keep = commands.add_parser("weights", help="copy cached weights of stored runs into the store")
+    keep.add_argument("studies", nargs="+", metavar="STUDY", help="study names, or 'all'")
+
     cost = commands.add_parser("profile", help="CPU-hours of the stored runs, per task")
     cost.add_argument("tasks", nargs="*", metavar="TASK", help="default: every book task")
 
@@ -145,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tables": _tables,
         "check": _check,
         "merge": _merge,
+        "weights": _weights,
         "profile": _profile,
         "reproduce": _reproduce,
     }

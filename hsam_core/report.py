@@ -9,6 +9,7 @@ store is an error that names the command that trains it::
     rows = report.results("pendulum")          # one row per run × seed
     paths = report.paths("pendulum")           # θ against epoch, per run × seed
     fit = report.fit("pendulum", "ASAM (nn)", rho=1.0)   # the trained ensemble and history
+    model = report.model("wind_tunnel", "ERM")   # the trained ensemble, from the store's weights
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from . import experiments, plotting, settings, store, studies, sweep
+from .ensemble import Ensemble
 from .results import joined
+from .runtime import default_device
 from .studies import Study
 
 
@@ -103,6 +106,22 @@ def fit(study: Study | str, label: str, rho: float | None = None) -> experiments
         model_label=c.model_label,
         **study.training,
     )
+
+
+def model(study: Study | str, label: str, rho: float | None = None) -> Ensemble:
+    """The trained ensemble of one configuration of ``study``, from the weights the results
+    store keeps (no training); where it keeps none, from :func:`fit` (the local cache, or
+    training)."""
+    study = _study(study)
+    c = config(study, label, rho)
+    state = store.read_weights(study.key(c))
+    if state is None:
+        return fit(study, label, rho).model
+    trained = Ensemble.from_seeds(
+        experiments._builder(study.build_task(), c.model, None), study.seeds
+    )
+    trained.load_state_dict(state)
+    return trained.to(default_device())
 
 
 def method_name(row: pd.Series | dict) -> str:

@@ -8,9 +8,13 @@ its key (:func:`hsam_core.experiments.run_key`: the canonical specification + de
     specs.jsonl        one line per run: {"key": ..., "spec": {...}} — what was run, in full
     <task>.csv         one row per run × seed: the structured method fields and every metric
     <task>_theta.csv   θ against epoch per run × seed, subsampled (at most PATH_POINTS epochs)
+    weights/<key>.pt   the trained weights of a run (its ensemble's state dict), so that a
+                       chapter that draws what a network learned needs no training
 
 Rows are small enough to commit and diff, so results from several days and machines accumulate
-by committing rows; the chapters only read them. Model weights stay in the local cache.
+by committing rows; the chapters only read them. Weights are written for every run the sweep
+trains (tens of kB for the book's 32- and 64-wide networks); runs trained before they were
+kept have their weights in a local cache only.
 
 Nothing is dropped or overwritten silently: :func:`write` refuses a run whose key is already
 stored with other numbers (unless ``replace=True``), and :func:`check` refuses a row whose
@@ -33,6 +37,7 @@ from . import settings
 from .experiments import run_key, settled, theta_drift
 
 SPECS = "specs.jsonl"
+WEIGHTS = "weights"
 # The fields of a run's specification (hsam_core.experiments.run_spec): a spec without one of
 # them — a version above all — is refused, never read with a default.
 SPEC_FIELDS = (
@@ -249,6 +254,32 @@ def write(
     (store / SPECS).write_text("\n".join(lines) + "\n")
 
 
+def weights_path(key: str, store: pathlib.Path | None = None) -> pathlib.Path:
+    """Where the weights of the run ``key`` are kept."""
+    return (store or folder()) / WEIGHTS / f"{key}.pt"
+
+
+def write_weights(
+    key: str, state: dict[str, torch.Tensor], store: pathlib.Path | None = None
+) -> None:
+    """Keep the trained weights ``state`` (an ensemble's state dict) of the stored run ``key``;
+    a key the store has no spec for is refused (write the run's rows first)."""
+    store = store or folder()
+    if key not in read_specs(store):
+        raise KeyError(f"run {key} is not in the store {store}: write its rows before its weights")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TypeError(f"run {key}: weights must be a state dict of tensors, got {type(state)}")
+    path = weights_path(key, store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({name: value.detach().cpu() for name, value in state.items()}, path)
+
+
+def read_weights(key: str, store: pathlib.Path | None = None) -> dict[str, torch.Tensor] | None:
+    """The kept weights of the run ``key``, or ``None`` when the store has none."""
+    path = weights_path(key, store)
+    return torch.load(path, weights_only=True) if path.exists() else None
+
+
 def merge(source: pathlib.Path, store: pathlib.Path | None = None) -> tuple[int, int]:
     """Add every run of the store ``source`` (another machine's, another day's) to ``store``:
     its spec, rows and θ paths, through :func:`write`. A run that ``store`` holds already with
@@ -278,6 +309,9 @@ def merge(source: pathlib.Path, store: pathlib.Path | None = None) -> tuple[int,
         paths = read_paths(spec["task"], source)
         paths = paths[paths.key == key] if len(paths) else None
         write(key, spec, rows, paths, target)
+        state = read_weights(key, source)
+        if state is not None:
+            write_weights(key, state, target)
         added += 1
     return added, same
 
@@ -285,8 +319,8 @@ def merge(source: pathlib.Path, store: pathlib.Path | None = None) -> tuple[int,
 def check(store: pathlib.Path | None = None) -> list[str]:
     """Every problem of the store, one line each (empty: the store is sound): a row whose key
     has no spec, whose fields disagree with its spec, or whose seeds are missing or repeated; a
-    spec whose key is not its hash; a file without the schema's columns; a θ path of an unknown
-    run."""
+    spec whose key is not its hash; a file without the schema's columns; a θ path or weights of
+    an unknown run."""
     store = store or folder()
     problems = []
     specs = read_specs(store)
@@ -328,6 +362,9 @@ def check(store: pathlib.Path | None = None) -> list[str]:
             problems.append(f"{path.name}: paths of runs without a spec {sorted(unknown)}")
     for key in sorted(set(specs) - seen):
         problems.append(f"{SPECS}: run {key} has no rows")
+    for path in sorted((store / WEIGHTS).glob("*.pt")):
+        if path.stem not in specs:
+            problems.append(f"{WEIGHTS}/{path.name}: weights of a run without a spec")
     return problems
 
 

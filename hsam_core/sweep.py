@@ -86,14 +86,15 @@ def plan(
 
 
 def record(job: Job, payload: dict) -> None:
-    """Write a trained run into the results store (its rows and θ paths) and its weights into
-    the local cache."""
+    """Write a trained run into the results store (its rows, θ paths and weights) and into the
+    local cache (rows, full history, weights)."""
     if not job.path.exists():
         experiments.save_result({**payload, "key": job.spec}, job.path)
     theta = payload["history"].theta
     rows = store.run_rows(job.key, job.spec, payload["rows"], theta, source="trained")
     paths = store.path_rows(job.key, theta, job.spec["seeds"]) if theta else None
     store.write(job.key, job.spec, rows, paths)
+    store.write_weights(job.key, payload["model"])
 
 
 def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
@@ -233,3 +234,20 @@ def _sweep_on_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def keep_weights(names: Sequence[Study | str]) -> tuple[int, int]:
+    """Copy into the store the weights of the runs of ``names`` that the store holds without
+    weights but the local cache has (runs trained before the store kept weights). Returns
+    (copied, still without weights)."""
+    _, done = plan(names)
+    copied = lacking = 0
+    for job in done:
+        if store.read_weights(job.key) is not None:
+            continue
+        if job.path.exists():
+            store.write_weights(job.key, torch.load(job.path, weights_only=False)["model"])
+            copied += 1
+        else:
+            lacking += 1
+    return copied, lacking

@@ -141,8 +141,10 @@ def test_merge_adds_another_stores_runs_and_refuses_other_numbers(tmp_path):
                     store.path_rows(key, theta, STUDY.seeds), store=other)  # fmt: skip
     spec, key, rows, theta = fake_run(erm, 0.5)  # the same ERM run, here already
     store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    store.write_weights(run_key(sam_spec := STUDY.spec(sam)), {"w": torch.ones(3)}, store=other)
     assert store.merge(other) == (1, 1)
     assert store.check() == []
+    assert torch.equal(store.read_weights(run_key(sam_spec))["w"], torch.ones(3))  # came along
     merged = store.read("pendulum")
     assert sorted(merged.method.unique()) == ["ERM", "SAM (nn)"]
     assert len(store.read_paths("pendulum")) == len(STUDY.seeds) * 3  # the added run's

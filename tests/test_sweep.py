@@ -4,6 +4,8 @@ store and cache of tests/conftest.py."""
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 import torch
@@ -68,8 +70,7 @@ def test_a_run_in_the_cache_only_is_written_into_the_store_without_training(
 ):
     sweep.sweep([STUDY], ["ERM"], EPOCHS)
     [job] = sweep.plan([STUDY], ["ERM"], EPOCHS)[1]
-    for path in settings.get().store.iterdir():  # the store is lost, the cache is not
-        path.unlink()
+    shutil.rmtree(settings.get().store)  # the store is lost, the cache is not
 
     def no_training(*args):
         raise AssertionError("trained again")
@@ -129,6 +130,35 @@ def test_a_chapter_reads_what_the_sweep_stored_and_finds_its_cached_fit(one_thre
     fit = report.fit(study, "ERM")
     assert fit.rows.theta_rel_error.tolist() == pytest.approx(rows.theta_rel_error.tolist())
     assert fit.history.theta["omega2"].shape == (study.training["epochs"], len(study.seeds))
+
+
+def test_a_chapter_draws_a_trained_network_from_the_stores_weights_alone(one_thread, monkeypatch):
+    """The sweep keeps each run's weights in the store; report.model rebuilds the ensemble from
+    them with the local cache gone and training forbidden."""
+    study = STUDY.only(["SAM (nn)"])
+    sweep.sweep([study])
+    cached = report.fit(study, "SAM (nn)").model.state_dict()
+    for job in sweep.plan([study])[1]:
+        job.path.unlink()  # no local cache
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(experiments, "train_and_score", no_training)
+    model = report.model(study, "SAM (nn)")
+    assert model.state_dict().keys() == cached.keys()
+    assert all(torch.equal(model.state_dict()[k].cpu(), v.cpu()) for k, v in cached.items())
+    assert store.check() == []
+
+
+def test_weights_of_an_unknown_run_are_refused_and_named_by_the_check(tmp_path):
+    with pytest.raises(KeyError, match="write its rows before its weights"):
+        store.write_weights("0" * 20, {"w": torch.zeros(2)})
+    orphan = store.weights_path("0" * 20)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"w": torch.zeros(2)}, orphan)
+    assert any("weights of a run without a spec" in p for p in store.check())
+    orphan.unlink()
 
 
 def test_in_full_mode_a_chapter_never_trains_a_missing_run():
