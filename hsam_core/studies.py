@@ -37,6 +37,7 @@ from .experiments import (
 )
 from .regularizers import L2, Aphynity, Orthogonality
 from .runtime import pick
+from .systems import duffing as duffing_task
 from .systems import light_tunnel as light_tunnel_task
 from .systems import pendulum as pendulum_task
 from .systems import wind_tunnel as wind_tunnel_task
@@ -499,6 +500,38 @@ def duffing_identifiable_gpu() -> Study:
         training=duffing_identifiable().training,
         device="cuda",
     )
+
+
+def _duffing_settled(name: str, task: str) -> Study:
+    """Chapter 8's comparison on a Duffing specification under the settling protocol, as the
+    pendulum's (``pendulum_settled``): 32 wide, noisy, with the extrapolation split, every
+    regularizer over its strength grid; with the control, the complete Duffing physics."""
+    aphynity = dict(APHYNITY_PENDULUM, normalized=True)
+    aphynity.pop("lambda0")
+    quick = ("ERM", "SAM (nn)", "ASAM (nn)", "physics only")
+    control = Config(
+        Method.erm(), {"physics": "complete", "network": False}, "physics only [complete]"
+    )
+    return Study(
+        name,
+        task,
+        (*settled_comparison(32, aphynity, quick), *pick([control], [])),
+        pick(SEEDS, QUICK_SEEDS),
+        dict(settle=pick(PENDULUM_SETTLE, PENDULUM_SETTLE_QUICK), batch_size=pick(150, 50)),
+        task_params=dict(noise=duffing_task.NOISE, extrapolation=True, hidden=32),
+    )
+
+
+@register
+def duffing_settled() -> Study:
+    """Chapter 8 (the counter-example) under the settling protocol."""
+    return _duffing_settled("duffing_settled", "duffing")
+
+
+@register
+def duffing_identifiable_settled() -> Study:
+    """Section 8b (the Duffing twin) under the settling protocol."""
+    return _duffing_settled("duffing_identifiable_settled", "duffing_identifiable")
 
 
 # The chambers' protocol: checks every 100 full-batch epochs from 1000 on, a budget of 20 000
