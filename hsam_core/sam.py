@@ -22,7 +22,9 @@ What this file adds to the usual davda54/sam wrapper, for hybrid models:
 * weights are restored **by copy**, never by subtraction;
 * ``state_dict`` / ``load_state_dict`` carry the base optimizer's state;
 * ``member_dim``: for an ensemble whose parameters stack K independent models along one
-  dimension, every member gets its own norm ‖T g‖_k, exactly as K separate SAM optimizers.
+  dimension, every member gets its own norm ‖T g‖_k, exactly as K separate SAM optimizers;
+  a group's ``rho`` may then also be K per-member radii, ε_k = ρ_k T² g_k / ‖T g_k‖ (several
+  configurations trained as one model).
 
 A SAM step costs two forward-backward passes. :class:`LookSAM` (Liu et al., 2022) amortises
 the second one: the full SAM gradient every k-th step, its sharpness direction reused in between
@@ -46,14 +48,55 @@ def _is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _check_rho(rho: Any, where: str) -> None:
-    if not _is_real(rho) or not math.isfinite(rho) or rho < 0:
-        raise ValueError(f"SAM: rho must be a finite number >= 0, got {rho!r} ({where})")
+def _check_rho(rho: Any, where: str) -> float | torch.Tensor:
+    """ρ as SAM uses it: a number ≥ 0, or K per-member radii ≥ 0 (a 1-D tensor or a list or
+    tuple of numbers), stored as a float64 tensor on the CPU."""
+    if not isinstance(rho, (torch.Tensor, list, tuple)):
+        if not _is_real(rho) or not math.isfinite(rho) or rho < 0:
+            raise ValueError(
+                f"SAM: rho must be a finite number >= 0 (or, with member_dim, a 1-D tensor of "
+                f"per-member radii), got {rho!r} ({where})"
+            )
+        return rho
+    if isinstance(rho, torch.Tensor):
+        shaped = rho.dim() == 1 and rho.dtype != torch.bool and not rho.is_complex()
+    else:
+        shaped = all(_is_real(r) for r in rho)
+    if not shaped or len(rho) == 0:
+        raise ValueError(
+            "SAM: a per-member rho must be a non-empty 1-D tensor, list or tuple of numbers, "
+            f"got {rho!r} ({where})"
+        )
+    if isinstance(rho, torch.Tensor):
+        radii = rho.detach().to(device="cpu", dtype=torch.float64).clone()
+    else:  # Python floats are doubles: keep them exact (torch's default dtype is float32)
+        radii = torch.tensor([float(r) for r in rho], dtype=torch.float64)
+    if not torch.isfinite(radii).all() or (radii < 0).any():
+        raise ValueError(
+            f"SAM: every per-member rho must be a finite number >= 0, got {radii.tolist()} "
+            f"({where})"
+        )
+    return radii
 
 
-def _check_group(group: dict[str, Any], where: str) -> None:
-    """ρ, η and ``adaptive`` of one param group (its own or the defaults)."""
-    _check_rho(group["rho"], where)
+def _check_group(group: dict[str, Any], where: str, member_dim: int | None = None) -> None:
+    """ρ, η and ``adaptive`` of one param group (its own or the defaults); a per-member ρ is
+    stored as a float64 tensor, and its length checked against the group's parameters."""
+    group["rho"] = rho = _check_rho(group["rho"], where)
+    if isinstance(rho, torch.Tensor):
+        if member_dim is None:
+            raise ValueError(
+                f"SAM: a per-member rho (a tensor of {rho.numel()} radii) needs member_dim, "
+                f"the dimension that stacks the members ({where})"
+            )
+        for p in group.get("params", []):
+            size = p.shape[member_dim % p.dim()] if p.dim() else None
+            if size != rho.numel():
+                raise ValueError(
+                    f"SAM: rho holds {rho.numel()} per-member radii but a parameter of shape "
+                    f"{tuple(p.shape)} stacks {size} members along member_dim={member_dim} "
+                    f"({where})"
+                )
     eta = group["eta"]
     if not _is_real(eta) or not math.isfinite(eta) or eta < 0:
         raise ValueError(f"SAM: eta must be a finite number >= 0, got {eta!r} ({where})")
@@ -61,6 +104,12 @@ def _check_group(group: dict[str, Any], where: str) -> None:
         raise TypeError(
             f"SAM: adaptive must be True (ASAM) or False (SAM), got {group['adaptive']!r} ({where})"
         )
+
+
+def _perturbs(group: dict[str, Any]) -> bool:
+    """Whether SAM perturbs the group: ρ > 0 (for some member, with per-member radii)."""
+    rho = group["rho"]
+    return bool((rho > 0).any()) if isinstance(rho, torch.Tensor) else rho > 0
 
 
 class SAM(torch.optim.Optimizer):
@@ -71,7 +120,10 @@ class SAM(torch.optim.Optimizer):
             own ``rho`` (``0`` = updated, never perturbed), ``adaptive`` and ``eta``.
         base_optimizer: an optimizer *class*, e.g. ``torch.optim.Adam``; it is built over the
             same param groups with ``**kwargs``.
-        rho: radius ρ of the neighbourhood (default for groups that do not set one).
+        rho: radius ρ of the neighbourhood (default for groups that do not set one). With
+            ``member_dim``, a group's ρ may also be K per-member radii (a 1-D tensor, list or
+            tuple): member k is perturbed by ε_k = ρ_k T² g_k / ‖T g_k‖, as K separate SAM
+            optimizers with radii ρ_k would.
         adaptive: ASAM — scale the neighbourhood by T = |w| + η.
         eta: η of ASAM; with ``eta=0`` ASAM equals the davda54 / pytorch_optimizer variant.
         member_dim: if given, every perturbed parameter stacks K independent models along this
@@ -96,8 +148,6 @@ class SAM(torch.optim.Optimizer):
                 "SAM: base_optimizer must be an optimizer class such as torch.optim.Adam, "
                 f"got {base_optimizer!r}"
             )
-        defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **kwargs)
-        _check_group(defaults, "default")
         if member_dim is not None and (
             isinstance(member_dim, bool) or not isinstance(member_dim, int)
         ):
@@ -105,9 +155,11 @@ class SAM(torch.optim.Optimizer):
                 f"SAM: member_dim must be None or an int (the dimension that stacks the "
                 f"ensemble members), got {member_dim!r}"
             )
+        defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **kwargs)
+        _check_group(defaults, "default", member_dim)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
-            _check_group(group, f"param group {i}")
+            _check_group(group, f"param group {i}", member_dim)
         # The base optimizer shares our param groups, so lr schedules and per-group options
         # act on both (the davda54 convention).
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
@@ -120,7 +172,7 @@ class SAM(torch.optim.Optimizer):
         return [
             (group, p)
             for group in self.param_groups
-            if group["rho"] > 0
+            if _perturbs(group)
             for p in group["params"]
             if p.grad is not None
         ]
@@ -168,7 +220,10 @@ class SAM(torch.optim.Optimizer):
             else:
                 state["old_p"] = p.detach().clone()
             t2 = (p.abs() + group["eta"]).pow(2) if group["adaptive"] else 1.0
-            p.add_(t2 * p.grad * self._per_member(group["rho"] * inv_norm, p))
+            rho = group["rho"]
+            if isinstance(rho, torch.Tensor):  # per-member radii, rounded as a scalar ρ is
+                rho = rho.to(inv_norm)
+            p.add_(t2 * p.grad * self._per_member(rho * inv_norm, p))
         self._perturbed = [p for _, p in pairs]
         if zero_grad:
             self.zero_grad()
@@ -197,7 +252,7 @@ class SAM(torch.optim.Optimizer):
             )
         closure = torch.enable_grad()(closure)
         loss = closure()
-        if not any(group["rho"] > 0 for group in self.param_groups):
+        if not any(_perturbs(group) for group in self.param_groups):
             self.base_optimizer.step()  # every ρ = 0: exactly the base optimizer's step
             return loss
         self.first_step()
@@ -214,7 +269,7 @@ class SAM(torch.optim.Optimizer):
         # load_state_dict builds new group dicts: share them again.
         self.param_groups = self.base_optimizer.param_groups
         for i, group in enumerate(self.param_groups):
-            _check_group(group, f"param group {i} of the loaded state")
+            _check_group(group, f"param group {i} of the loaded state", self.member_dim)
 
 
 class LookSAM(SAM):
@@ -241,7 +296,8 @@ class LookSAM(SAM):
     With ``member_dim`` they are taken per member, as K separate optimizers would.
     This is the split of the paper's Algorithm 1, over the whole gradient vector;
     pytorch_optimizer's ``LookSAM`` splits every tensor separately instead. Everything else —
-    per-group ρ, ASAM, ``first_step``/``second_step`` — is :class:`SAM`'s.
+    per-group ρ, per-member radii, ASAM, ``first_step``/``second_step`` — is
+    :class:`SAM`'s.
 
     Args:
         k: a full SAM step every ``k`` steps (an int ≥ 1).
@@ -294,7 +350,7 @@ class LookSAM(SAM):
             return super().step(closure)  # raises SAM's explanation
         closure = torch.enable_grad()(closure)
         loss = closure()
-        if not any(group["rho"] > 0 for group in self.param_groups):
+        if not any(_perturbs(group) for group in self.param_groups):
             self.base_optimizer.step()
             return loss
         params = self._updated()

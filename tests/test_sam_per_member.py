@@ -1,0 +1,116 @@
+"""Per-member radii (``member_dim`` with a tensor ρ): one SAM over K stacked members equals K
+separate SAM optimizers with scalar radii ρ_k — the lever that trains several radii as one model."""
+
+import copy
+
+import pytest
+import torch
+
+from hsam_core import SAM, LookSAM
+
+K = 4
+RADII = [0.0, 0.05, 0.2, 1.0]  # member 0: updated, never perturbed (Adam's step)
+
+
+def _problem(seed=0):
+    """Stacked two-layer networks (K members) and per-member data."""
+    g = torch.Generator().manual_seed(seed)
+    w1 = torch.randn(K, 3, 6, generator=g, dtype=torch.float64)
+    w2 = torch.randn(K, 6, 2, generator=g, dtype=torch.float64)
+    x = torch.randn(K, 16, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(K, 16, 2, generator=g, dtype=torch.float64)
+    return w1, w2, x, y
+
+
+def _member_loss(w1, w2, x, y):
+    """Mean squared error of tanh(x W1) W2: (K,) for stacked weights, a scalar for one member."""
+    return (torch.tanh(x @ w1) @ w2 - y).pow(2).mean(dim=(-2, -1))
+
+
+def _run(opt, params, x, y, steps):
+    for _ in range(steps):
+
+        def closure():
+            opt.zero_grad()
+            loss = _member_loss(*params, x, y)
+            loss.sum().backward()
+            return loss
+
+        opt.step(closure)
+
+
+def _groups(w1, w2, rho):
+    # the first layer is perturbed with ρ; the second is updated, never perturbed (as θ is)
+    return [{"params": [w1], "rho": rho}, {"params": [w2], "rho": 0.0}]
+
+
+@pytest.mark.parametrize("kind", ["SAM", "ASAM", "LookSAM"])
+def test_per_member_rho_equals_separate_optimizers(kind):
+    w1, w2, x, y = _problem()
+    extra = {"adaptive": kind == "ASAM"}
+    cls = SAM
+    if kind == "LookSAM":
+        cls, extra = LookSAM, {"k": 2}
+    stacked = [torch.nn.Parameter(w1.clone()), torch.nn.Parameter(w2.clone())]
+    radii = torch.tensor(RADII, dtype=torch.float64)
+    opt = cls(_groups(*stacked, radii), torch.optim.Adam, member_dim=0, lr=1e-2, **extra)
+    _run(opt, stacked, x, y, 5)
+    for k, rho in enumerate(RADII):
+        single = [torch.nn.Parameter(w1[k].clone()), torch.nn.Parameter(w2[k].clone())]
+        alone = cls(_groups(*single, rho), torch.optim.Adam, lr=1e-2, **extra)
+        _run(alone, single, x[k], y[k], 5)
+        for p, q in zip(stacked, single):
+            torch.testing.assert_close(p[k], q, rtol=1e-12, atol=1e-12, msg=f"{kind} ρ={rho}")
+
+
+def test_a_list_of_radii_equals_a_tensor_and_first_step_moves_each_member_by_its_radius():
+    torch.manual_seed(1)
+    w, grad = torch.randn(K, 5), torch.randn(K, 5)
+    moved = []
+    for rho in (RADII, tuple(RADII), torch.tensor(RADII, dtype=torch.float64)):
+        p = torch.nn.Parameter(w.clone())
+        p.grad = grad.clone()
+        SAM([p], torch.optim.SGD, rho=rho, member_dim=0, lr=0.1).first_step()
+        moved.append(p.detach())
+    assert torch.equal(moved[0], moved[1]) and torch.equal(moved[0], moved[2])
+    # plain SAM: ‖ε_k‖ = ρ_k exactly, member by member
+    lengths = (moved[0] - w).norm(dim=1)
+    torch.testing.assert_close(lengths, torch.tensor(RADII))
+
+
+def test_per_member_rho_survives_a_state_dict_round_trip():
+    w1, w2, x, y = _problem(2)
+    params = [torch.nn.Parameter(w1.clone()), torch.nn.Parameter(w2.clone())]
+    opt = SAM(_groups(*params, RADII), torch.optim.Adam, member_dim=0, lr=1e-2)
+    _run(opt, params, x, y, 2)
+    saved_params, saved_opt = copy.deepcopy(params), copy.deepcopy(opt.state_dict())
+    _run(opt, params, x, y, 2)
+    again = [torch.nn.Parameter(p.detach().clone()) for p in saved_params]
+    opt2 = SAM(_groups(*again, 0.5), torch.optim.Adam, member_dim=0, lr=1e-2)
+    opt2.load_state_dict(saved_opt)
+    assert opt2.param_groups[0]["rho"].tolist() == RADII
+    _run(opt2, again, x, y, 2)
+    for p, q in zip(params, again):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize(
+    "rho, member_dim, match",
+    [
+        (torch.tensor(RADII), None, "needs member_dim"),
+        (RADII[:3], 0, "holds 3 per-member radii"),
+        ([0.1, -0.1, 0.1, 0.1], 0, "finite number >= 0"),
+        ([0.1, float("nan"), 0.1, 0.1], 0, "finite number >= 0"),
+        (torch.ones(2, 2), 0, "1-D"),
+        ([], 0, "non-empty"),
+        (torch.ones(4, dtype=torch.bool), 0, "1-D"),
+        ([0.1, "0.2", 0.1, 0.1], 0, "numbers"),
+        (torch.tensor(0.1), 0, "1-D"),
+    ],
+)
+def test_bad_per_member_radii_are_refused(rho, member_dim, match):
+    w = torch.nn.Parameter(torch.zeros(K, 3))
+    with pytest.raises(ValueError, match=match):
+        SAM([{"params": [w], "rho": rho}], torch.optim.SGD, member_dim=member_dim, lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        LookSAM([w], torch.optim.SGD, rho=rho, member_dim=member_dim, lr=0.1)
