@@ -23,8 +23,9 @@ What this file adds to the usual davda54/sam wrapper, for hybrid models:
 * ``state_dict`` / ``load_state_dict`` carry the base optimizer's state;
 * ``member_dim``: for an ensemble whose parameters stack K independent models along one
   dimension, every member gets its own norm ‖T g‖_k, exactly as K separate SAM optimizers;
-  a group's ``rho`` may then also be K per-member radii, ε_k = ρ_k T² g_k / ‖T g_k‖ (several
-  configurations trained as one model).
+  a group's ``rho`` may then also be K per-member radii, ε_k = ρ_k T² g_k / ‖T g_k‖, and
+  ``member_blocks`` makes the stack of several configurations bit-for-bit equal to one
+  optimizer per configuration.
 
 A SAM step costs two forward-backward passes. :class:`LookSAM` (Liu et al., 2022) amortises
 the second one: the full SAM gradient every k-th step, its sharpness direction reused in between
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -54,8 +55,8 @@ def _check_rho(rho: Any, where: str) -> float | torch.Tensor:
     if not isinstance(rho, (torch.Tensor, list, tuple)):
         if not _is_real(rho) or not math.isfinite(rho) or rho < 0:
             raise ValueError(
-                f"SAM: rho must be a finite number >= 0 (or, with member_dim, a 1-D tensor of "
-                f"per-member radii), got {rho!r} ({where})"
+                f"SAM: rho must be a finite number >= 0, got {rho!r} ({where}); with member_dim "
+                "it may also be a 1-D tensor of per-member radii"
             )
         return rho
     if isinstance(rho, torch.Tensor):
@@ -106,6 +107,35 @@ def _check_group(group: dict[str, Any], where: str, member_dim: int | None = Non
         )
 
 
+def _check_blocks(
+    blocks: Any, member_dim: int | None, groups: list[dict[str, Any]]
+) -> list[int] | None:
+    """``member_blocks``: None, or ints >= 1 that add up to every parameter's K members."""
+    if blocks is None:
+        return None
+    if member_dim is None:
+        raise ValueError("SAM: member_blocks needs member_dim, the dimension that stacks members")
+    if (
+        isinstance(blocks, (str, bytes))
+        or not isinstance(blocks, Sequence)
+        or not blocks
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in blocks)
+    ):
+        raise ValueError(
+            f"SAM: member_blocks must be a non-empty list of ints >= 1, got {blocks!r}"
+        )
+    for group in groups:
+        for p in group["params"]:
+            size = p.shape[member_dim % p.dim()] if p.dim() else None
+            if size != sum(blocks):
+                raise ValueError(
+                    f"SAM: member_blocks {list(blocks)} add up to {sum(blocks)} members, but a "
+                    f"parameter of shape {tuple(p.shape)} stacks {size} along "
+                    f"member_dim={member_dim}"
+                )
+    return list(blocks)
+
+
 def _perturbs(group: dict[str, Any]) -> bool:
     """Whether SAM perturbs the group: ρ > 0 (for some member, with per-member radii)."""
     rho = group["rho"]
@@ -128,6 +158,11 @@ class SAM(torch.optim.Optimizer):
         eta: η of ASAM; with ``eta=0`` ASAM equals the davda54 / pytorch_optimizer variant.
         member_dim: if given, every perturbed parameter stacks K independent models along this
             dimension, and the norm ‖T g‖ is taken per member.
+        member_blocks: with ``member_dim``, the sizes of consecutive blocks of members (e.g.
+            configurations stacked into one model) whose sums over the parameters are taken
+            block by block. The result is the same up to float rounding; what it buys is the
+            rounding of one optimizer per block, bit for bit — torch's order of summation over
+            a (parameters, K) stack depends on K. Default: one block.
         **kwargs: passed to ``base_optimizer`` (``lr``, ``betas``, ...).
     """
 
@@ -139,6 +174,7 @@ class SAM(torch.optim.Optimizer):
         adaptive: bool = False,
         eta: float = 0.01,
         member_dim: int | None = None,
+        member_blocks: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(base_optimizer, type) or not issubclass(
@@ -166,6 +202,7 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
         self.member_dim = member_dim
+        self.member_blocks = _check_blocks(member_blocks, member_dim, self.param_groups)
         self._perturbed: list[torch.Tensor] | None = None  # parameters moved by first_step
 
     def _perturbed_params(self) -> list[tuple[dict[str, Any], torch.Tensor]]:
@@ -184,13 +221,21 @@ class SAM(torch.optim.Optimizer):
         dims = [d for d in range(t.dim()) if d != self.member_dim % t.dim()]
         return t.sum(dim=dims) if dims else t
 
+    def _sum_over_params(self, sums: list[torch.Tensor]) -> torch.Tensor:
+        """Σ over parameters of per-parameter sums (scalars, or (K,) per member), block by
+        block of ``member_blocks``."""
+        stacked = torch.stack(sums)
+        if self.member_blocks is None:
+            return stacked.sum(dim=0)
+        return torch.cat([b.sum(dim=0) for b in stacked.split(self.member_blocks, dim=1)])
+
     def _scaled_grad_norm(self, pairs: list[tuple[dict[str, Any], torch.Tensor]]) -> torch.Tensor:
         """‖T g‖₂ over the perturbed parameters: a scalar, or one value per ensemble member."""
         squares = []
         for group, p in pairs:
             tg = (p.abs() + group["eta"]) * p.grad if group["adaptive"] else p.grad
             squares.append(self._member_sum(tg.pow(2)))
-        return torch.stack(squares).sum(dim=0).sqrt()
+        return self._sum_over_params(squares).sqrt()
 
     def _per_member(self, scale: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """Reshape a per-member scale (K,) so that it broadcasts against ``p``."""
@@ -330,7 +375,7 @@ class LookSAM(SAM):
 
     def _dot(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
         """⟨a, b⟩ over a list of tensors: a scalar, or one value per member."""
-        return torch.stack([self._member_sum(x * y) for x, y in zip(a, b)]).sum(dim=0)
+        return self._sum_over_params([self._member_sum(x * y) for x, y in zip(a, b)])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -114,3 +114,67 @@ def test_bad_per_member_radii_are_refused(rho, member_dim, match):
         SAM([{"params": [w], "rho": rho}], torch.optim.SGD, member_dim=member_dim, lr=0.1)
     with pytest.raises(ValueError, match=match):
         LookSAM([w], torch.optim.SGD, rho=rho, member_dim=member_dim, lr=0.1)
+
+
+def _mlp_stack(members, seed=3):
+    """A 3-layer network's six parameter tensors, stacked over ``members`` (float32)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(2, 16), (16,), (16, 16), (16,), (16, 2), (2,)]
+    return [torch.randn(members, *s, generator=g) / 4 for s in shapes]
+
+
+def _mlp_loss(ws, x, y):
+    h = x
+    for i in range(0, len(ws), 2):
+        h = h @ ws[i] + ws[i + 1].unsqueeze(-2)
+        h = torch.tanh(h) if i < len(ws) - 2 else h
+    return (h - y).pow(2).mean(dim=(-2, -1))
+
+
+@pytest.mark.parametrize("cls", [SAM, LookSAM])
+def test_member_blocks_give_one_optimizer_per_block_bit_for_bit(cls):
+    """Two configurations of 5 members stacked (K = 10) with ``member_blocks=[5, 5]`` take
+    exactly the steps of two stacked optimizers of 5 members with scalar radii."""
+    radii, size = (0.05, 0.2), 5
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(size, 32, 2, generator=g), torch.randn(size, 32, 2, generator=g)
+    init = _mlp_stack(size)
+    extra = {"k": 2} if cls is LookSAM else {}
+
+    def train(params, opt, xs, ys):
+        for _ in range(4):
+
+            def closure():
+                opt.zero_grad()
+                loss = _mlp_loss(params, xs, ys)
+                loss.sum().backward()
+                return loss
+
+            opt.step(closure)
+
+    together = [torch.nn.Parameter(torch.cat([w, w])) for w in init]
+    rho = torch.tensor([r for r in radii for _ in range(size)], dtype=torch.float64)
+    blocks = {"member_dim": 0, "member_blocks": [size, size]}
+    opt = cls(together, torch.optim.Adam, rho=rho, lr=1e-2, **blocks, **extra)
+    train(together, opt, torch.cat([x, x]), torch.cat([y, y]))
+    for block, r in enumerate(radii):
+        alone = [torch.nn.Parameter(w.clone()) for w in init]
+        train(alone, cls(alone, torch.optim.Adam, rho=r, member_dim=0, lr=1e-2, **extra), x, y)
+        for p, q in zip(together, alone):
+            assert torch.equal(p[block * size : (block + 1) * size], q)
+
+
+@pytest.mark.parametrize(
+    "blocks, member_dim, match",
+    [
+        ([2, 2], None, "needs member_dim"),
+        ([2, 1], 0, "add up to 3 members"),
+        ([4, 0], 0, "ints >= 1"),
+        (4, 0, "ints >= 1"),
+        ([], 0, "ints >= 1"),
+    ],
+)
+def test_bad_member_blocks_are_refused(blocks, member_dim, match):
+    w = torch.nn.Parameter(torch.zeros(K, 3))
+    with pytest.raises(ValueError, match=match):
+        SAM([w], torch.optim.SGD, member_dim=member_dim, member_blocks=blocks, lr=0.1)
