@@ -109,6 +109,51 @@ class Ensemble(nn.Module):
         ensemble.seeds = list(seeds)
         return ensemble
 
+    @classmethod
+    def stack(cls, ensembles: Sequence[Ensemble]) -> Ensemble:
+        """One ensemble of the members of ``ensembles``, in order (their seeds concatenated):
+        several configurations trained as one model (:func:`~hsam_core.train.fit` with a list
+        of ensembles). Unlike :meth:`from_seeds`, a seed may repeat — each configuration has
+        its own member for it; :meth:`split` gives the configurations back."""
+        if isinstance(ensembles, nn.Module) or not isinstance(ensembles, Sequence):
+            raise TypeError(
+                "Ensemble.stack: ensembles must be a list of Ensembles, got "
+                f"{type(ensembles).__name__}"
+            )
+        if not ensembles:
+            raise ValueError("Ensemble.stack: ensembles is empty")
+        for i, e in enumerate(ensembles):
+            if not isinstance(e, Ensemble):
+                raise TypeError(
+                    f"Ensemble.stack: ensembles[{i}] must be an Ensemble, got {type(e).__name__}"
+                )
+        # The constructor checks that every member has the first one's class and shapes.
+        stacked = cls([e.member(k) for e in ensembles for k in range(e.size)])
+        stacked.seeds = [s for e in ensembles for s in e.seeds]
+        return stacked
+
+    def split(self, sizes: Sequence[int]) -> list[Ensemble]:
+        """The members as consecutive ensembles of ``sizes`` members each (copies, with their
+        seeds): :meth:`stack` undone."""
+        if (
+            isinstance(sizes, (str, bytes))
+            or not isinstance(sizes, Sequence)
+            or not sizes
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)
+            or sum(sizes) != self.size
+        ):
+            raise ValueError(
+                f"Ensemble.split: sizes must be ints >= 1 that add up to the {self.size} "
+                f"members, got {sizes!r}"
+            )
+        parts, start = [], 0
+        for n in sizes:
+            part = Ensemble([self.member(k) for k in range(start, start + n)])
+            part.seeds = self.seeds[start : start + n]
+            parts.append(part)
+            start += n
+        return parts
+
     def member(self, k: int) -> HybridModel:
         """A standalone copy of member k (parameters un-stacked)."""
         if isinstance(k, bool) or not isinstance(k, int) or not -self.size <= k < self.size:

@@ -5,7 +5,10 @@ with which parameters SAM perturbs ("nn" — the hybrid variant — or "all"), w
 adaptive (ASAM) and how often the SAM gradient is computed (``every = k``: LookSAM, which
 reuses it for k − 1 cheaper steps). :func:`fit` trains an
 :class:`~hsam_core.ensemble.Ensemble` of K seeds at once; member k draws its own minibatch
-order from its own seed, exactly as a separate run with that seed would.
+order from its own seed, exactly as a separate run with that seed would. It also trains
+several configurations of one method that differ only in ρ (the radii of a grid) as one
+stacked ensemble, each with its own radius, protocol and history: for tiny networks a wider
+ensemble costs little more per epoch than a narrow one.
 """
 
 from __future__ import annotations
@@ -268,24 +271,44 @@ class Settle:
         }
 
 
+def _positive(rho: float | torch.Tensor) -> bool:
+    """Whether a radius, or any of per-member radii, is > 0."""
+    return bool((torch.as_tensor(rho) > 0).any())
+
+
 def make_optimizer(
-    model: Ensemble, method: Method, lr_nn: float = 1e-3, lr_phys: float = 1e-2
+    model: Ensemble,
+    method: Method,
+    lr_nn: float = 1e-3,
+    lr_phys: float = 1e-2,
+    rho: torch.Tensor | None = None,
+    member_blocks: Sequence[int] | None = None,
 ) -> torch.optim.Optimizer:
-    """Adam with one group for the network and one for θ; wrapped in SAM when ``rho > 0``."""
+    """Adam with one group for the network and one for θ; wrapped in SAM when ``rho > 0``.
+    Several configurations of one method stacked into one model (:func:`fit`): ``rho``, the
+    per-member radii (K,) in place of ``method.rho``, and ``member_blocks``, the members of
+    each configuration (SAM's ``member_blocks``)."""
+    radius = method.rho if rho is None else rho
     groups = [
-        {"params": model.ml_parameters(), "lr": lr_nn, "rho": method.rho},
+        {"params": model.ml_parameters(), "lr": lr_nn, "rho": radius},
         {
             "params": model.physics_parameters(),
             "lr": lr_phys,
-            "rho": method.rho if method.perturb == "all" else 0.0,
+            "rho": radius if method.perturb == "all" else 0.0,
         },
     ]
     groups = [g for g in groups if g["params"]]
-    if method.rho == 0:
+    if not _positive(radius):
         return torch.optim.Adam([{k: v for k, v in g.items() if k != "rho"} for g in groups])
-    if not any(g["rho"] > 0 for g in groups):
+    if not any(_positive(g["rho"]) for g in groups):
         raise ValueError(f"{method.label}: the model has no parameters for SAM to perturb")
-    options = dict(rho=method.rho, adaptive=method.adaptive, eta=method.eta, member_dim=0)
+    options = dict(
+        rho=radius,
+        adaptive=method.adaptive,
+        eta=method.eta,
+        member_dim=0,
+        member_blocks=member_blocks,
+    )
     if method.every == 1:
         return SAM(groups, torch.optim.Adam, **options)
     return LookSAM(groups, torch.optim.Adam, k=method.every, alpha=method.alpha, **options)
@@ -335,16 +358,71 @@ def deviation(series: dict[str, torch.Tensor], start: int) -> torch.Tensor:
 def _clip_per_member_(params: list[torch.Tensor], max_norm: float) -> None:
     """Scale each member's whole gradient down to norm ``max_norm`` (direction unchanged)."""
     grads = [p.grad for p in params if p.grad is not None]
-    norm = sum(g.pow(2).flatten(1).sum(1) for g in grads).sqrt()
+    norm = sum(g.pow(2).reshape(g.shape[0], -1).sum(1) for g in grads).sqrt()
     scale = (max_norm / (norm + 1e-12)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
 
 
+def _configurations(
+    model: Ensemble | Sequence[Ensemble], method: Method | Sequence[Method]
+) -> tuple[list[Ensemble], list[Method]]:
+    """The ensembles and methods of :func:`fit`, one per configuration, checked: one ensemble
+    and one method, or lists of equal length whose methods differ only in ρ (and label)."""
+    several = not isinstance(model, torch.nn.Module) and isinstance(model, (list, tuple))
+    if not several and not isinstance(model, Ensemble):
+        raise TypeError(
+            "fit trains an Ensemble (or a list of Ensembles, one per configuration); wrap a "
+            "single model as Ensemble([model])"
+        )
+    models = list(model) if several else [model]
+    if several != isinstance(method, (list, tuple)):
+        raise TypeError(
+            "fit: give one Ensemble and one Method, or a list of Ensembles and a list of "
+            f"Methods of the same length (one per configuration); got {type(model).__name__} "
+            f"and {type(method).__name__}"
+        )
+    methods = list(method) if several else [method]
+    if several and (not models or len(models) != len(methods)):
+        raise ValueError(
+            f"fit: {len(models)} ensembles and {len(methods)} methods; give one method per "
+            "ensemble (at least one)"
+        )
+    for i, (m, meth) in enumerate(zip(models, methods)):
+        where = f"[{i}]" if several else ""
+        if not isinstance(m, Ensemble):
+            raise TypeError(f"fit: model{where} must be an Ensemble, got {type(m).__name__}")
+        if not isinstance(meth, Method):
+            raise TypeError(
+                f"fit: method{where} must be a Method (e.g. Method.sam(0.1)), got "
+                f"{type(meth).__name__}"
+            )
+    if not several:
+        return models, methods
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("fit: an ensemble appears twice in model; give each configuration its own")
+    if any(meth.regularizer is not None for meth in methods):
+        raise ValueError(
+            "fit: regularizers are not batched across configurations; fit each regularized "
+            "method on its own"
+        )
+    shared = [
+        {k: v for k, v in meth.spec().items() if k not in ("kind", "rho")} for meth in methods
+    ]
+    for meth, fields in zip(methods[1:], shared[1:]):
+        if fields != shared[0]:
+            differ = sorted(k for k in fields if fields[k] != shared[0][k])
+            raise ValueError(
+                f"fit: the configurations trained together must differ only in rho; "
+                f"{meth.label} differs from {methods[0].label} in {differ}"
+            )
+    return models, methods
+
+
 def fit(
-    model: Ensemble,
+    model: Ensemble | Sequence[Ensemble],
     data,
-    method: Method,
+    method: Method | Sequence[Method],
     epochs: int | None = None,
     batch_size: int | None = None,
     lr_nn: float = 1e-3,
@@ -357,8 +435,22 @@ def fit(
     lr_gamma: float = 0.1,
     settle: Settle | None = None,
     watch: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-) -> History:
+) -> History | list[History]:
     """Train ``model`` (an ensemble of K members) on ``data`` with ``method``.
+
+    **Several configurations at once.** ``model`` a list of ensembles and ``method`` a list of
+    methods, one per configuration, that differ only in ρ (e.g. the radii of a grid; no
+    regularizer): they train as one stacked ensemble (:meth:`Ensemble.stack`) whose member k
+    has its configuration's radius ρ_k (:class:`~hsam_core.sam.SAM`'s per-member radii) and
+    draws its minibatches from its own seed. With ``settle`` each configuration follows the
+    protocol on its own: its decay begins when *its* members have settled (or at the budget),
+    its rates decay on its own schedule, and once its decay has ended its members are frozen
+    while the others train on. Rates are per parameter group, so a configuration whose factor
+    γ_c is below the largest γ of the epoch has its members' steps scaled, w ← w_old +
+    (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its rate, so that is the step at
+    the rate γ_c (0 freezes). Each ensemble of the list is trained in place and gets its own
+    :class:`History` (its members, epochs, decay epoch, drift and verdict): the numbers a fit
+    of it alone gives, up to float rounding. Returns the list of histories.
 
     Args:
         data: a :class:`~hsam_core.data.Trajectories` (windows) or :class:`~hsam_core.data.Pairs`.
@@ -368,9 +460,10 @@ def fit(
             inside the closure, i.e. on both gradients: on the first it changes nothing (SAM
             normalises it), on the second it clips the gradient that makes the update.
         seeds: member k's minibatch order comes from ``seeds[k]`` (default: ``model.seeds``,
-            the seeds its members were initialised with).
+            the seeds its members were initialised with; with several configurations, the
+            stacked members').
         optimizer: defaults to :func:`make_optimizer`; a custom one must hold exactly the
-            model's parameters.
+            model's parameters (one configuration only).
         progress: show a tqdm bar over epochs.
         lr_milestones: step decay (torch's ``MultiStepLR``): every learning rate is multiplied
             by ``lr_gamma`` at the start of each of these epochs, e.g. ``(600,)`` trains the
@@ -383,8 +476,8 @@ def fit(
             history ({name: (E, K)} → {name: (E, K)}) — e.g. ratios, for θ identifiable only
             up to scale. Default: θ itself.
     """
-    if not isinstance(model, Ensemble):
-        raise TypeError("fit trains an Ensemble; wrap a single model as Ensemble([model])")
+    models, methods = _configurations(model, method)
+    several = len(models) > 1 or not isinstance(model, Ensemble)
     if not all(callable(getattr(data, a, None)) for a in ("loss", "to", "__len__")):
         raise TypeError(
             "fit: data must be a Trajectories or Pairs (an object with __len__, to and loss), "
@@ -392,10 +485,6 @@ def fit(
         )
     if len(data) < 1:
         raise ValueError("fit: data holds no samples")
-    if not isinstance(method, Method):
-        raise TypeError(
-            f"fit: method must be a Method (e.g. Method.sam(0.1)), got {type(method).__name__}"
-        )
     if settle is not None:
         if not isinstance(settle, Settle):
             raise TypeError(f"fit: settle must be a Settle or None, got {settle!r}")
@@ -424,6 +513,16 @@ def fit(
         raise TypeError(
             f"fit: optimizer must be None or a torch.optim.Optimizer, got {optimizer!r}"
         )
+    if optimizer is not None and several:
+        raise ValueError(
+            "fit: several configurations build their own optimizer (one radius per member); "
+            "give optimizer=None"
+        )
+    method = methods[0]
+    model = Ensemble.stack(models) if several else models[0]
+    sizes = [m.size for m in models]
+    bounds = [sum(sizes[:c]) for c in range(len(sizes) + 1)]
+    members = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
     k = model.size
     seeds = list(model.seeds if seeds is None else seeds)
     if len(seeds) != k:
@@ -441,9 +540,17 @@ def fit(
             f"lr_milestones must lie in (0, epochs = {capacity}) and lr_gamma in (0, 1]; got "
             f"{tuple(lr_milestones)} and {lr_gamma}"
         )
+    if several:  # member k perturbed with its configuration's radius
+        radii = [float(m.rho) for m, size in zip(methods, sizes) for _ in range(size)]
+        rho = torch.tensor(radii, dtype=torch.float64)
+        optimizer = make_optimizer(model, method, lr_nn, lr_phys, rho, member_blocks=sizes)
     optimizer = optimizer or make_optimizer(model, method, lr_nn, lr_phys)
     check_optimizer(model, optimizer)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones, lr_gamma)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    label = method.label
+    if several:
+        label = ", ".join(f"{m.label} rho={m.rho:g}" for m in methods)
     reg = method.regularizer
     if reg is not None:
         reg.reset(k)
@@ -454,7 +561,9 @@ def fit(
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     params = list(model.parameters())
 
-    def run_batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_batch(
+        idx: torch.Tensor, rate: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         def closure():
             optimizer.zero_grad()
             loss, states = data.loss(model, idx)
@@ -465,7 +574,13 @@ def fit(
             closure.states = states
             return loss.detach()
 
+        if rate is None:
+            return optimizer.step(closure), closure.states
+        before = [p.detach().clone() for p in params]
         loss = optimizer.step(closure)
+        with torch.no_grad():  # member k's step at rate[k] × the groups' rates (0: frozen)
+            for p, old in zip(params, before):
+                p.copy_(torch.lerp(old, p, rate.view(-1, *[1] * (p.dim() - 1))))
         return loss, closure.states
 
     # The history is allocated once and filled in place: a copy of θ per epoch (an identity-
@@ -478,9 +593,14 @@ def fit(
         name: torch.zeros((capacity, *value.shape), dtype=value.dtype)
         for name, value in model.theta().items()
     }
-    protocol = None if settle is None else _Protocol(settle, optimizer, history_theta, watch)
+    protocols = []
+    if settle is not None:
+        protocols = [
+            _Protocol(settle, history_loss, history_theta, watch, part) for part in members
+        ]
     end = capacity
-    bar = tqdm(total=end, disable=not progress, desc=method.label)
+    rate = None  # each member's factor of the groups' rates; None: all 1
+    bar = tqdm(total=end, disable=not progress, desc=label)
     start = time.perf_counter()
     epoch = 0
     while epoch < end:
@@ -490,13 +610,13 @@ def fit(
         for start_idx in range(0, n, batch):
             idx = order[:, start_idx : start_idx + batch]
             try:
-                loss, states = run_batch(idx)
+                loss, states = run_batch(idx, rate)
             except FloatingPointError as err:
-                raise FloatingPointError(f"{method.label}, epoch {epoch}: {err}") from err
+                raise FloatingPointError(f"{label}, epoch {epoch}: {err}") from err
             if not torch.isfinite(loss).all():
                 bad = [seeds[i] for i in range(k) if not torch.isfinite(loss[i])]
                 raise FloatingPointError(
-                    f"{method.label}: the training loss became non-finite at epoch {epoch} "
+                    f"{label}: the training loss became non-finite at epoch {epoch} "
                     f"for seed(s) {bad}; lower the learning rate or ρ"
                 )
             if reg is not None:
@@ -512,62 +632,118 @@ def fit(
                 history_theta[name][epoch] = value
         epoch += 1
         bar.update()
-        if protocol is not None:
-            end = protocol.after_epoch(epoch, history_loss)
+        if protocols:
+            gammas = [protocol.after_epoch(epoch) for protocol in protocols]
+            end = max(protocol.end for protocol in protocols)
+            rate = _set_rates(optimizer, base_lrs, gammas, sizes, device)
             bar.total = end
     bar.close()
-    history = History(
-        loss=history_loss[:end],
-        theta={name: values[:end] for name, values in history_theta.items()},
-        nn_norm=history_norm[:end],
-        seconds=time.perf_counter() - start,
-    )
-    return history if protocol is None else protocol.verdict(history)
+    seconds = time.perf_counter() - start
+    if not several:
+        history = History(
+            loss=history_loss[:end],
+            theta={name: values[:end] for name, values in history_theta.items()},
+            nn_norm=history_norm[:end],
+            seconds=seconds,
+        )
+        return history if not protocols else protocols[0].verdict(history)
+    ends = [protocol.end for protocol in protocols] if protocols else [end] * len(models)
+    work = [size * length for size, length in zip(sizes, ends)]
+    histories = []
+    for c, (part, length) in enumerate(zip(members, ends)):
+        history = History(
+            loss=history_loss[:length, part].clone(),
+            theta={name: v[:length, part].clone() for name, v in history_theta.items()},
+            nn_norm=history_norm[:length, part].clone(),
+            seconds=seconds * work[c] / sum(work),  # its share of the member-epochs
+        )
+        histories.append(history if not protocols else protocols[c].verdict(history))
+    trained = dict(model.named_parameters())
+    with torch.no_grad():  # each configuration's ensemble, trained in place
+        for ensemble, part in zip(models, members):
+            for name, p in ensemble.named_parameters():
+                p.copy_(trained[name][part])
+    return histories
+
+
+def _set_rates(
+    optimizer: torch.optim.Optimizer,
+    base_lrs: list[float],
+    gammas: list[float],
+    sizes: list[int],
+    device: torch.device,
+) -> torch.Tensor | None:
+    """Set each group's rate to its base rate × the largest γ of the configurations, and
+    return each member's factor γ_c / γ_max of it (None when every factor is 1)."""
+    top = max(gammas)
+    if top == 0:  # every configuration has ended: the fit stops here
+        return None
+    for group, lr in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = lr * top
+    if all(gamma == top for gamma in gammas):
+        return None
+    factors = [gamma / top for gamma, size in zip(gammas, sizes) for _ in range(size)]
+    return torch.tensor(factors, device=device)
 
 
 class _Protocol:
-    """:class:`Settle` applied during one :func:`fit`: decides the decay epoch, sets the
-    learning rates of the decay phase, and gives the verdict."""
+    """:class:`Settle` applied to one configuration — the ``members`` of the ensemble — during
+    a :func:`fit`: decides its decay epoch and the factor of its learning rates, and gives the
+    verdict. ``history_loss`` and ``history_theta`` are the fit's buffers ((E, K) each)."""
 
-    def __init__(self, settle: Settle, optimizer, history_theta: dict, watch) -> None:
+    def __init__(
+        self,
+        settle: Settle,
+        history_loss: torch.Tensor,
+        history_theta: dict,
+        watch,
+        members: slice = slice(None),
+    ) -> None:
         self.settle = settle
-        self.groups = optimizer.param_groups
-        self.base_lrs = [group["lr"] for group in self.groups]
+        self.loss = history_loss
         self.theta = history_theta
         self.watch = watch or (lambda theta: theta)
+        self.members = members
         self.decay_epoch: int | None = None
         self.drift: torch.Tensor | None = None
         self.end = settle.longest
 
-    def series(self, history_loss: torch.Tensor, epochs: int) -> tuple[dict, float]:
-        """The watched series over the first ``epochs`` epochs, and their tolerance."""
+    def series(self, epochs: int) -> tuple[dict, float]:
+        """The watched series of its members over the first ``epochs`` epochs, and their
+        tolerance."""
+        part = self.members
         if self.theta:
-            return self.watch({n: v[:epochs] for n, v in self.theta.items()}), self.settle.tol
-        return {"loss": history_loss[:epochs]}, self.settle.loss_tol
+            watched = self.watch({n: v[:epochs, part] for n, v in self.theta.items()})
+            return watched, self.settle.tol
+        return {"loss": self.loss[:epochs, part]}, self.settle.loss_tol
 
-    def after_epoch(self, epoch: int, history_loss: torch.Tensor) -> int:
-        """Called after ``epoch`` epochs; returns the epoch count at which to stop."""
+    def after_epoch(self, epoch: int) -> float:
+        """Called after ``epoch`` epochs: decides the decay epoch (and with it ``end``, the
+        epoch count at which the configuration stops), and returns the factor of the base
+        learning rates for the next epoch: 1 before the decay, the decay's factor during it,
+        0 once the configuration has ended."""
         s = self.settle
         if self.decay_epoch is None:
             due = epoch >= s.min_epochs and epoch % s.check_every == 0
             if due or epoch >= s.max_epochs:
-                series, tol = self.series(history_loss, epoch)
+                series, tol = self.series(epoch)
                 drift = s.drift(series, epoch)
                 if bool((drift < tol).all()) or epoch >= s.max_epochs:
                     self.decay_epoch, self.drift = epoch, drift
                     self.end = epoch + s.decay_epochs(epoch)
-        if self.decay_epoch is not None and epoch < self.end:
-            length = self.end - self.decay_epoch
-            gamma = s.gammas[(epoch - self.decay_epoch) * len(s.gammas) // length]
-            for group, lr in zip(self.groups, self.base_lrs):
-                group["lr"] = lr * gamma
-        return self.end
+        if self.decay_epoch is None:
+            return 1.0
+        if epoch >= self.end:
+            return 0.0
+        length = self.end - self.decay_epoch
+        return s.gammas[(epoch - self.decay_epoch) * len(s.gammas) // length]
 
     def verdict(self, history: History) -> History:
-        series, tol = self.series(history.loss, len(history.loss))
+        """``history`` (its members' record, ending at ``end``) with the protocol's record."""
+        end = len(history.loss)
+        series, tol = self.series(end)
         if not self.theta:  # the loss of the decay phase is lower by construction
             series = {}
-        end = len(history.loss)
         last = end - (end - self.decay_epoch) // len(self.settle.gammas)  # the last segment
         still = deviation(series, last) if series else torch.zeros_like(self.drift)
         history.decay_epoch = self.decay_epoch

@@ -82,8 +82,7 @@ def _verdict(theta: torch.Tensor, decay_epoch: int, drift: float) -> torch.Tenso
     """The verdict of a protocol whose decay began at ``decay_epoch`` on the θ series
     ``theta`` (E, K), with ``drift`` before the decay."""
     protocol = Settle(gammas=(0.1, 0.01))
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    state = _Protocol(protocol, optimizer, {"theta": theta}, None)
+    state = _Protocol(protocol, torch.zeros(theta.shape), {"theta": theta}, None)
     state.decay_epoch, state.drift = decay_epoch, torch.full((theta.shape[1],), drift)
     history = History(torch.zeros(theta.shape), {"theta": theta}, torch.zeros(theta.shape), 0.0)
     return state.verdict(history).settled
