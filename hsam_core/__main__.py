@@ -3,6 +3,7 @@
     python -m hsam_core studies                       # every study of the book
     python -m hsam_core sweep pendulum duffing        # train what the store lacks, here
     python -m hsam_core sweep pendulum --ray          # ... as Ray tasks (one per core)
+    python -m hsam_core sweep pendulum --together     # ... the radii of a method as one model
     python -m hsam_core tables pendulum               # a study's table, from the store
     python -m hsam_core check                         # is the store sound?
     python -m hsam_core merge /other/store            # add another machine's runs
@@ -29,7 +30,9 @@ from .report import results
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    failures = sweep.sweep(args.studies, args.only, args.epochs, args.ray, args.gpu_fraction)
+    failures = sweep.sweep(
+        args.studies, args.only, args.epochs, args.ray, args.gpu_fraction, args.together
+    )
     for failure in failures:
         print(f"\nFAILED {failure.job.study.name} {failure.job.label}:\n{failure.details}")
     return 1 if failures else 0
@@ -120,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--gpu-fraction", type=float, metavar="F", help="GPUs per run on Ray")
     run.add_argument("--only", nargs="+", metavar="LABEL", help="only these configurations")
     run.add_argument("--epochs", type=int, help="this many epochs instead of the study's")
+    run.add_argument(
+        "--together",
+        action="store_true",
+        help="train the runs that differ only in rho as one stacked ensemble (same numbers)",
+    )
 
     tables = commands.add_parser("tables", help="print studies' tables from the store")
     tables.add_argument("studies", nargs="+", metavar="STUDY")

@@ -246,19 +246,46 @@ def train_and_score(
     numbers."""
     torch.set_flush_denormal(True)
     try:
-        return _train_and_score(task, method, seeds, settings, model, device, make_model)
+        [scored] = _train_and_score(task, [method], seeds, settings, model, device, make_model)
+        return scored
     finally:
         torch.set_flush_denormal(False)
 
 
-def _train_and_score(task, method, seeds, settings, model, device, make_model):
-    model = Ensemble.from_seeds(_builder(task, model, make_model), seeds)
-    model = model.to(device or default_device())
+def train_and_score_together(
+    task: Task,
+    methods: Sequence[Method],
+    seeds: Sequence[int],
+    settings: dict,
+    model: Mapping | None = None,
+    device: torch.device | None = None,
+) -> list[tuple[dict, Ensemble]]:
+    """:func:`train_and_score` of several configurations of one method that differ only in ρ
+    (the radii of a grid), trained as one stacked ensemble (:func:`~hsam_core.train.fit` with
+    lists of ensembles and methods) and scored one by one. Each configuration gets what
+    :func:`train_and_score` gives it — the same numbers (bit for bit on the CPU, see
+    :func:`~hsam_core.train.fit`), its ``seconds`` its share of the common wall time — so its
+    result belongs under its own run key."""
+    if isinstance(methods, Method) or not isinstance(methods, Sequence) or not methods:
+        raise TypeError(
+            f"train_and_score_together: methods must be a non-empty list of Methods, got {methods!r}"
+        )
+    torch.set_flush_denormal(True)
+    try:
+        return _train_and_score(task, list(methods), seeds, settings, model, device, None)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_and_score(task, methods, seeds, settings, model, device, make_model):
+    build = _builder(task, model, make_model)
+    models = [Ensemble.from_seeds(build, seeds).to(device or default_device()) for _ in methods]
+    several = len(methods) > 1
     settle = settings.get("settle")
-    history = fit(
-        model,
+    histories = fit(
+        models if several else models[0],
         task.train,
-        method,
+        methods if several else methods[0],
         epochs=settings["epochs"],
         batch_size=settings["batch_size"],
         lr_nn=settings["lr_nn"],
@@ -267,6 +294,15 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
         settle=None if settle is None else Settle.from_params(settle),
         watch=task.identified,
     )
+    histories = histories if several else [histories]
+    return [
+        (_score(task, method, seeds, settings, trained, history), trained)
+        for method, trained, history in zip(methods, models, histories)
+    ]
+
+
+def _score(task, method, seeds, settings, model: Ensemble, history: History) -> dict:
+    """The payload of a trained configuration: one row per seed, its history, its weights."""
     theta = model.theta()
     model_device = next(model.parameters()).device
     has_nn = bool(model.ml_parameters())
@@ -308,7 +344,7 @@ def _train_and_score(task, method, seeds, settings, model, device, make_model):
         )
         rows.append(row)
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    return {"rows": rows, "history": history, "model": state}, model
+    return {"rows": rows, "history": history, "model": state}
 
 
 def convergence(

@@ -11,11 +11,17 @@ stopped; a run that fails is reported with its error while the others go on::
     python -m hsam_core sweep pendulum --ray            # a local Ray, one task per core
     python -m hsam_core sweep pendulum --ray auto       # the cluster of `ray start`
 
+With ``together`` (``--together``), the runs of a study that differ only in ρ — the radii of
+one method, and ERM with SAM's radii — train as one stacked ensemble (one process, one Ray
+task): the same numbers as trained one by one (:func:`~hsam_core.train.fit`), each written
+under its own key, for a fraction of the time where the networks are small.
+
 Ray is optional (``pip install "hsam-core[ray]"``) and imported only when a sweep asks for it.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 import traceback
 from collections.abc import Callable, Sequence
@@ -97,11 +103,10 @@ def record(job: Job, payload: dict) -> None:
     store.write_weights(job.key, payload["model"])
 
 
-def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
-    """Train configuration ``index`` of ``study`` and return what the cache stores (the unit of
-    work, in this process or on a Ray worker). ``spec`` is the run's specification as the
-    driver computed it: a worker whose code, mode or data differ from the driver's computes
-    another and refuses to train."""
+def _checked_config(study: Study, index: int, spec: dict, quick: bool):
+    """Configuration ``index`` of ``study``, in the driver's mode, refused where its
+    specification here differs from ``spec``, the driver's: a worker whose code, mode or data
+    differ from the driver's computes another."""
     set_cpu_threads(1)  # tiny models: one thread per configuration, one configuration per core
     if settings.get().quick != quick:
         settings.configure(quick=quick)
@@ -113,7 +118,20 @@ def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
             f"{study.name} configuration {index} ({config.label}) differs here from the "
             f"driver's in {differ}: driver and worker run different code, data or modes"
         )
-    device = None if study.device == "any" else torch.device(study.device)
+    return config
+
+
+def _device(study: Study) -> torch.device | None:
+    return None if study.device == "any" else torch.device(study.device)
+
+
+def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
+    """Train configuration ``index`` of ``study`` and return what the cache stores (the unit of
+    work, in this process or on a Ray worker). ``spec`` is the run's specification as the
+    driver computed it: a worker whose code, mode or data differ from the driver's computes
+    another and refuses to train."""
+    config = _checked_config(study, index, spec, quick)
+    device = _device(study)
     payload, _ = experiments.train_and_score(
         study.build_task(),
         config.method,
@@ -123,6 +141,48 @@ def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
         device,
     )
     return payload
+
+
+def train_jobs(study: Study, indices: Sequence[int], specs: Sequence[dict], quick: bool) -> list:
+    """Train the configurations ``indices`` of ``study``, which differ only in ρ, as one
+    stacked ensemble (:func:`~hsam_core.experiments.train_and_score_together`), and return
+    what the cache stores for each — what :func:`train_job` returns for it."""
+    configs = [_checked_config(study, i, spec, quick) for i, spec in zip(indices, specs)]
+    scored = experiments.train_and_score_together(
+        study.build_task(),
+        [config.method for config in configs],
+        study.seeds,
+        study.settings(configs[0]),
+        configs[0].model,
+        _device(study),
+    )
+    return [payload for payload, _ in scored]
+
+
+def batches(jobs: Sequence[Job]) -> list[list[Job]]:
+    """``jobs`` in groups that train together: the runs of one study whose specifications
+    differ only in the method's ρ (and label) — no regularizer — in order of their first
+    job; every other run alone."""
+    groups: dict[str, list[Job]] = {}
+    for i, job in enumerate(jobs):
+        method = job.spec["method"]
+        if method["regularizer"] is not None:
+            groups[f"alone {i}"] = [job]
+            continue
+        shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind")}
+        rest = {k: v for k, v in job.spec.items() if k != "method"}
+        key = json.dumps([job.study.name, shared, rest], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(job)
+    return list(groups.values())
+
+
+def _train(group: Sequence[Job], quick: bool) -> list[dict]:
+    """The payloads of a group of :func:`batches`, in its order."""
+    if len(group) == 1:
+        [job] = group
+        return [train_job(job.study, job.index, job.spec, quick)]
+    study = group[0].study
+    return train_jobs(study, [job.index for job in group], [job.spec for job in group], quick)
 
 
 def _summary(job: Job, payload: dict) -> str:
@@ -140,10 +200,13 @@ def sweep(
     epochs: int | None = None,
     ray_address: str | None = None,
     gpu_fraction: float | None = None,
+    together: bool = False,
 ) -> list[Failure]:
     """Train every run of the studies ``names`` that is not in the results store, and write
     each into the store as it arrives. A run whose weights are in the local cache but whose
-    rows are not in the store is written from the cache without training.
+    rows are not in the store is written from the cache without training. ``together``
+    trains the runs of a study that differ only in ρ as one stacked ensemble
+    (:func:`batches`); each is still written under its own key.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per
     core) unless one is already initialised; any other value is passed to ``ray.init(address=)``
@@ -177,30 +240,34 @@ def sweep(
         bar.update()
 
     quick = settings.get().quick
+    groups = batches(todo) if together else [[job] for job in todo]
     try:
         if ray_address is None:
-            for job in todo:
+            for group in groups:
                 try:
-                    payload = train_job(job.study, job.index, job.spec, quick)
+                    payloads = _train(group, quick)
                 except Exception as error:  # noqa: BLE001 - reported, and the sweep goes on
-                    finished(job, None, error)
+                    for job in group:
+                        finished(job, None, error)
                 else:
-                    finished(job, payload, None)
+                    for job, payload in zip(group, payloads):
+                        finished(job, payload, None)
         else:
-            _sweep_on_ray(todo, quick, ray_address, gpu_fraction, finished)
+            _sweep_on_ray(groups, quick, ray_address, gpu_fraction, finished)
     finally:
         bar.close()
     return failures
 
 
 def _sweep_on_ray(
-    todo: Sequence[Job],
+    groups: Sequence[Sequence[Job]],
     quick: bool,
     address: str,
     gpu_fraction: float | None,
     finished: Callable[[Job, dict | None, BaseException | None], None],
 ) -> None:
-    """Submit every job as a Ray task and hand each result to ``finished`` as it arrives."""
+    """Submit every group of jobs as a Ray task and hand each job's result to ``finished`` as
+    its group's arrives."""
     try:
         import ray
     except ImportError as err:
@@ -215,22 +282,24 @@ def _sweep_on_ray(
             gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
             gpu_fraction = min(1.0, gpus / cpus) if gpus else 0.0
         # The workers get the driver's mode as an argument; data and models are built there.
-        remote = ray.remote(train_job).options(
+        remote = ray.remote(_train).options(
             num_cpus=1,
             num_gpus=gpu_fraction,
             max_retries=0,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
-        pending = {remote.remote(j.study, j.index, j.spec, quick): j for j in todo}
+        pending = {remote.remote(list(group), quick): group for group in groups}
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ref)
+            group = pending.pop(ref)
             try:
-                payload = ray.get(ref)
+                payloads = ray.get(ref)
             except Exception as error:  # noqa: BLE001 - reported, and the sweep goes on
-                finished(job, None, error)
+                for job in group:
+                    finished(job, None, error)
             else:
-                finished(job, payload, None)
+                for job, payload in zip(group, payloads):
+                    finished(job, payload, None)
     finally:
         if started:
             ray.shutdown()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hsam_core import Method, experiments, report, settings, store, sweep
+from hsam_core import L2, Method, experiments, report, settings, store, sweep
 from hsam_core.experiments import Config
 from hsam_core.studies import Study
 
@@ -201,3 +201,41 @@ def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread, monke
         torch.set_flush_denormal(False)
     assert seen == [0.0, 0.0]  # both trained with the flag set
     assert untimed(payload["rows"]) == untimed(chapter.rows.to_dict("records"))
+
+
+def test_a_sweep_together_stores_exactly_the_rows_of_a_sweep_apart(tmp_path, one_thread):
+    """ERM and SAM differ only in ρ: trained as one stacked ensemble, each run is stored under
+    its own key with the numbers it has when trained alone (all but the timing)."""
+    todo, _ = sweep.plan([STUDY], LABELS, EPOCHS)
+    assert [len(group) for group in sweep.batches(todo)] == [2]  # one model for both
+    assert sweep.sweep([STUDY], LABELS, EPOCHS) == []
+    apart = stored_rows()
+    settings.configure(store=tmp_path / "together-store", cache=tmp_path / "together-cache")
+    assert sweep.sweep([STUDY], LABELS, EPOCHS, together=True) == []
+    together = stored_rows()
+    assert len(apart) == 2 * len(STUDY.seeds)
+    pd.testing.assert_frame_equal(together, apart)  # same runs, same keys, same numbers
+    assert store.check() == []
+
+
+def test_runs_that_differ_only_in_rho_are_batched():
+    regularized = Method.regularized(L2(1e-3))
+    study = STUDY.but(
+        configs=(
+            Config(Method.erm()),
+            Config(Method.sam(0.1)),
+            Config(Method.asam(1.0)),
+            Config(regularized),
+            Config(Method.sam(0.2)),
+            Config(Method.erm(), {"network": False}, "physics only"),
+            Config(Method.asam(2.0)),
+        )
+    )
+    todo, _ = sweep.plan([study])
+    groups = [[(job.label, job.rho) for job in group] for group in sweep.batches(todo)]
+    assert groups == [
+        [("ERM", 0.0), ("SAM (nn)", 0.1), ("SAM (nn)", 0.2)],
+        [("ASAM (nn)", 1.0), ("ASAM (nn)", 2.0)],
+        [("L2", 0.0)],
+        [("physics only", 0.0)],
+    ]
