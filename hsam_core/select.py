@@ -322,7 +322,8 @@ def choose_rho(
     """Train a hybrid with SAM over a grid of radii and choose ρ without the true θ.
 
     For each ρ in ``rhos``, the members ``make_model()`` built under each seed of ``seeds``
-    are trained together as one :class:`~hsam_core.ensemble.Ensemble` on ``train`` with SAM
+    are trained together as one :class:`~hsam_core.ensemble.Ensemble` on ``train`` (every
+    radius in one stacked model, :func:`~hsam_core.train.fit` with lists) with SAM
     perturbing the network only (ASAM when ``adaptive``), by the settling protocol ``settle``
     (default: ``Settle()``); then each member is scored on ``val``
     (its MSE, ‖f_nn‖² on its states) and θ̂ is read. The rule ``rule`` (a name of
@@ -367,10 +368,13 @@ def choose_rho(
         )
     settle = settle or Settle()
     variant = Method.asam if adaptive else Method.sam
+    rhos = sorted(rhos)
+    ensembles = [Ensemble.from_seeds(make_model, seeds) for _ in rhos]
+    # the radii train as one stacked model, each by its own protocol (2-3x cheaper per epoch
+    # for small networks than one after another, the same numbers)
+    histories = fit(ensembles, train, [variant(r) for r in rhos], settle=settle, **fit_kwargs)
     models, rows = {}, []
-    for rho in sorted(rhos):
-        model = Ensemble.from_seeds(make_model, seeds)
-        history = fit(model, train, variant(rho), settle=settle, **fit_kwargs)
+    for rho, model, history in zip(rhos, ensembles, histories):
         models[float(rho)] = model
         mse, norm = prediction_mse(model, val), nn_contribution(model, val)
         theta = {
