@@ -266,6 +266,31 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
+def criterion(table: pd.DataFrame, family: str, tie: float = 0.10) -> pd.DataFrame:
+    """The pre-registered criterion (module docstring) on an :func:`evaluate` table, for the
+    grids of ``family`` (the part of a grid's name after ``" / "``): per rule, the worst and
+    median ratio to the oracle over the grids and how many are within 2×, ranked — the smallest
+    worst case first; worst cases within ``tie`` (10 %) of the best tie, and go to more grids
+    within 2×, then to the smaller median. A rule refused on one of the grids has an infinite
+    worst case. The first row is the rule the criterion chooses."""
+    mine = table[table.grid.str.split(" / ").str[-1] == family]
+    if not len(mine):
+        raise ValueError(f"criterion: the table has no grid of {family!r}")
+    ratio = mine.ratio.where(mine.refused == "", np.inf)
+    summary = (
+        mine.assign(ratio=ratio)
+        .groupby("rule")
+        .ratio.agg(
+            worst="max", median="median", within_2x=lambda r: int((r <= 2).sum()), grids="size"
+        )
+    )
+    best = summary.worst.min()
+    summary["tied"] = summary.worst <= best * (1 + tie)
+    return summary.sort_values(
+        ["tied", "within_2x", "median", "worst"], ascending=[False, False, True, True]
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The recipe.
 

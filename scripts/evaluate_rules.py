@@ -95,6 +95,11 @@ def main() -> None:
             median="median", worst="max", within_2x=lambda r: int((r <= 2).sum()), grids="size"
         )
         print(within.to_string(float_format="{:.3g}".format))
+        for family in ("SAM (nn)", "ASAM (nn)"):
+            if table.grid.str.endswith(f" / {family}").any():
+                ranked = select.criterion(table, family)
+                print(f"\nthe pre-registered criterion for {family}: {ranked.index[0]}")
+                print(ranked.to_string(float_format="{:.3g}".format))
 
 
 if __name__ == "__main__":

@@ -134,3 +134,24 @@ def test_bad_arguments_are_refused():
         select.l_curve(g[g.setting.isin([0.03, 0.1])])
     with pytest.raises(ValueError, match="no θ̂ columns"):
         select.theta_plateau(g)
+
+
+def test_the_criterion_ranks_by_worst_case_then_grids_within_2x_then_median():
+    rows = []
+    for grid, ratios in {
+        "a / SAM (nn)": {"r1": 1.0, "r2": 1.0, "r3": 1.0, "r4": 1.0},
+        "b / SAM (nn)": {"r1": 3.0, "r2": 3.2, "r3": 1.5, "r4": 1.2},
+        "c / SAM (nn)": {"r1": 1.8, "r2": 1.1, "r3": 3.1, "r4": None},
+        "c / L2": {"r1": 99.0, "r2": 99.0, "r3": 99.0, "r4": 99.0},
+    }.items():
+        for rule, ratio in ratios.items():
+            refused = "no split" if ratio is None else ""
+            rows.append({"grid": grid, "rule": rule, "ratio": ratio, "refused": refused})
+    ranked = select.criterion(pd.DataFrame(rows), "SAM (nn)")
+    # worst cases 3.0, 3.2, 3.1 tie within 10 %; r4 was refused on one grid (infinite worst)
+    assert ranked.tied.tolist() == [True, True, True, False]
+    # the tied have two grids within 2x each; then the median: r2 1.1, r3 1.5, r1 1.8
+    assert ranked.index.tolist() == ["r2", "r3", "r1", "r4"]
+    assert ranked.loc["r4", "worst"] == math.inf and ranked.loc["r1", "grids"] == 3
+    with pytest.raises(ValueError, match="no grid of 'ASAM"):
+        select.criterion(pd.DataFrame(rows), "ASAM (nn)")
