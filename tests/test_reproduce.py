@@ -81,7 +81,6 @@ NOT_STORED = {
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
     # issue 32: the settling protocol's grids not yet (wholly) trained
     **{name: _ALL for name in ("duffing_settled", "duffing_identifiable_settled")},
-    "pendulum_settled": _ALL,
 }
 
 
