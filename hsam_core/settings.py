@@ -35,8 +35,11 @@ from collections.abc import Mapping
 import torch
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
-# The repository's committed store, when hsam_core runs from a checkout of the book.
-BOOK_STORE = PACKAGE.parent / "book" / "results" / "store"
+# The book's committed results, when hsam_core runs from a checkout of the book (on Colab too:
+# the chapters' setup cell clones it), found from the package, never from the working directory:
+# the store, and the side tables beside it.
+BOOK_RESULTS = PACKAGE.parent / "book" / "results"
+BOOK_STORE = BOOK_RESULTS / "store"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 (a) every chapter listed in ``_toc.yml`` exists and its committed outputs come from one clean
     full-mode run (kernel ``python3``, execution counts 1..N, no errors, no quick-mode output);
-(b) the repository URL is written once, in ``_config.yml``; every notebook installs ``hsam_core``
-    from ``git+<that url>@v<version>``, installs nothing on Colab outside ``if IN_COLAB:`` and
-    never installs ``torch`` (Colab keeps the CUDA build it ships);
+(b) the repository URL is written once, in ``_config.yml``; every notebook's setup cell clones
+    that repository at the branch its Colab link opens and installs it with the extras that
+    cover every import of the chapter and of ``hsam_core``; it installs nothing on Colab outside
+    ``if IN_COLAB:``, never installs ``torch`` (Colab keeps the CUDA build it ships), and no
+    chapter reads or writes a path relative to the working directory (a Colab runtime's is
+    ``/content``);
 (c) each chapter's Colab link is ``<colab>/github/<owner>/<repo>/blob/main/book/<name>.ipynb``,
     both as computed from the config and as written in built HTML;
 (d) the book builds with ``-W -n --keep-going`` (execution is off, so this takes seconds), and
@@ -20,6 +23,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import re
 import shlex
 import shutil
@@ -82,10 +86,13 @@ def repository_url() -> str:
     return load_config()["repository"]["url"].rstrip("/")
 
 
-def release_tag() -> str:
-    """The tag Colab installs ``hsam_core`` from: ``v`` + the version in pyproject.toml."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return "v" + project["project"]["version"]
+def repository_branch() -> str:
+    """The branch the Colab links open, and the setup cells clone."""
+    return load_config()["repository"]["branch"]
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def expected_colab_url(notebook_name: str) -> str:
@@ -263,7 +270,7 @@ def requirement_name(arg: str) -> str | None:
     return match.group(0).lower().replace("_", "-") if match else None
 
 
-def install_problems(source: str, url: str, tag: str) -> list[str]:
+def install_problems(source: str) -> list[str]:
     """What is wrong with the pip installs of one cell (empty when nothing is)."""
     problems = []
     installs, guarded = pip_installs(source)
@@ -274,19 +281,97 @@ def install_problems(source: str, url: str, tag: str) -> list[str]:
         for arg in inst.args:
             if arg in ("-r", "--requirement") or arg.startswith(("-r", "--requirement=")):
                 problems.append(f"{where}: installs a requirements file (it would pin torch)")
-            name = requirement_name(arg)
-            if name == "torch":
+            if requirement_name(arg) == "torch":
                 problems.append(f"{where}: installs torch ({arg!r}); Colab ships its own")
-            if "hsam" in arg:
-                vcs = re.search(r"git\+(\S+?)@([^\s#@]+)(?:#|$)", arg)
-                if not vcs:
-                    problems.append(f"{where}: hsam_core not installed from git+<url>@<tag>")
-                elif (vcs.group(1).rstrip("/"), vcs.group(2)) != (url, tag):
-                    problems.append(
-                        f"{where}: installs hsam_core from {vcs.group(1)}@{vcs.group(2)}, "
-                        f"expected git+{url}@{tag}"
-                    )
     return problems
+
+
+@dataclass
+class Checkout:
+    """What a setup cell fetches on Colab: the repository it clones, at which branch, and the
+    extras of its editable install of that clone (``"-e", BOOK + "[a,b]"``)."""
+
+    url: str | None
+    branch: str | None
+    extras: set[str]
+
+
+def colab_checkout(source: str) -> Checkout:
+    url = re.search(r"[\"'](https://github\.com/[\w.-]+/[\w.-]+)[\"']", source)
+    branch = re.search(r"git clone\b[^\n\"']*--branch[= ]([\w./-]+)", source)
+    extras = re.search(r"[\"']-e[\"'],\s*\w+\s*\+\s*[\"']\[([\w,-]+)\][\"']", source)
+    return Checkout(
+        url.group(1) if url else None,
+        branch.group(1) if branch else None,
+        set(extras.group(1).split(",")) if extras else set(),
+    )
+
+
+def imported_modules(source: str) -> set[str]:
+    """The top-level names of every module a cell or a file imports, at any depth."""
+    names = set()
+    for node in ast.walk(ast.parse(python_source(source))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def provided_modules(extras: set[str]) -> set[str]:
+    """The modules that ``pip install -e <clone>[extras]`` provides: those of the package's
+    dependencies and of the extras named, as this environment's installed distributions map
+    them (``importlib.metadata.packages_distributions``)."""
+    import importlib.metadata
+
+    project = pyproject()["project"]
+    wanted = list(project["dependencies"])
+    for extra in extras:
+        wanted += project["optional-dependencies"][extra]
+    names = {requirement_name(w) for w in wanted}
+    by_module = importlib.metadata.packages_distributions()
+    return {
+        module
+        for module, dists in by_module.items()
+        if {d.lower().replace("_", "-") for d in dists} & names
+    }
+
+
+# What no chapter reaches: Ray (hsam_core's extra for sweeps from the command line) and the
+# modules of the command line itself (re-executing chapters needs the book's tooling).
+NOT_FOR_CHAPTERS = {"ray"}
+COMMAND_LINE = {"__main__.py", "reproduce.py"}
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """What a chapter imports, and what ``hsam_core`` imports anywhere in its code, outside the
+    standard library and ``hsam_core`` itself."""
+    names = set()
+    for cell in code_cells(read_notebook(path)):
+        names |= imported_modules(cell_source(cell))
+    for module in (ROOT / "hsam_core").rglob("*.py"):
+        if module.name in COMMAND_LINE:
+            continue
+        names |= imported_modules(module.read_text(encoding="utf-8")) - NOT_FOR_CHAPTERS
+    return {n for n in names if n not in sys.stdlib_module_names and n != "hsam_core"}
+
+
+_PATH_CALLS = {"Path", "open", "read_csv", "to_csv", "read_text", "write_text", "savefig", "load"}
+
+
+def relative_paths(source: str) -> list[str]:
+    """String paths relative to the working directory that a cell hands to a file call."""
+    found = []
+    for node in ast.walk(ast.parse(python_source(source))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        first = node.args[0]
+        if name in _PATH_CALLS and isinstance(first, ast.Constant):
+            if isinstance(first.value, str) and not first.value.startswith(("/", "http")):
+                found.append(f"line {node.lineno}: {name}({first.value!r})")
+    return found
 
 
 def test_repository_url_is_written_once():
@@ -296,63 +381,96 @@ def test_repository_url_is_written_once():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
-def test_setup_cell_installs_hsam_core_only_on_colab(path: Path):
-    url, tag = repository_url(), release_tag()
+def test_setup_cell_clones_the_book_and_installs_what_the_chapter_imports(path: Path):
+    """On Colab the setup cell clones the repository at the branch the Colab link opens (so
+    the code and the results store are those of the page), installs that clone with extras
+    that provide every module the chapter and ``hsam_core`` import, and nothing else."""
     cells = code_cells(read_notebook(path))
     setup = cell_source(cells[0])
     assert re.search(r"IN_COLAB\s*=\s*[\"']google\.colab[\"']\s+in\s+sys\.modules", setup), (
         'the first code cell must set IN_COLAB = "google.colab" in sys.modules'
     )
-    installs, _ = pip_installs(setup)
-    hsam = [a for inst in installs for a in inst.args if "hsam" in a]
-    assert any(f"git+{url}@{tag}" in a for a in hsam), (
-        f"the setup cell must install hsam_core from git+{url}@{tag} on Colab"
+    checkout = colab_checkout(setup)
+    assert (checkout.url, checkout.branch) == (repository_url(), repository_branch()), (
+        f"the setup cell must `git clone --branch={repository_branch()} {repository_url()}`"
     )
-    assert any(requirement_name(a) == "torchdiffeq" for i in installs for a in i.args), (
-        "the setup cell must install torchdiffeq on Colab (Colab does not ship it)"
+    known = set(pyproject()["project"]["optional-dependencies"])
+    assert checkout.extras and checkout.extras <= known, (
+        f'the setup cell must install the clone with `"-e", BOOK + "[extras]"`, extras of {known}'
     )
+    missing = third_party_imports(path) - provided_modules(checkout.extras)
+    assert not missing, f"imported but not installed on Colab: {sorted(missing)}"
     problems = []
     for number, cell in enumerate(cells, start=1):
-        problems += [f"cell [{number}] {p}" for p in install_problems(cell_source(cell), url, tag)]
+        problems += [f"cell [{number}] {p}" for p in install_problems(cell_source(cell))]
+        problems += [f"cell [{number}] {p}" for p in relative_paths(cell_source(cell))]
     assert not problems, "\n".join(problems)
 
 
+def test_the_book_finds_its_results_from_any_working_directory(tmp_path: Path):
+    """Colab runs a chapter in /content, not in book/: the store and the side tables are found
+    from the package (``settings.BOOK_RESULTS``), whatever the working directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HSAM_")}
+    env["PYTHONPATH"] = str(ROOT)
+    script = (
+        "from hsam_core import report, settings, studies\n"
+        "assert settings.get().store == settings.BOOK_STORE, settings.get().store\n"
+        "print(len(report.results(studies.get('pendulum_settled'))))\n"
+        "print(sorted(p.name for p in settings.BOOK_RESULTS.glob('*.csv')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    rows, tables = done.stdout.splitlines()
+    assert int(rows) == 21 * 5
+    assert "identifiability.csv" in tables
+
+
 def test_install_checker_catches_what_it_should():
-    """The checker itself, on cells a chapter could contain."""
-    url, tag = "https://github.com/o/r", "v1.2.3"
+    """The checkers themselves, on cells a chapter could contain."""
     good = (
         "import sys, subprocess\n"
         'IN_COLAB = "google.colab" in sys.modules\n'
         "if IN_COLAB:\n"
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
-        '                    "torchdiffeq==0.2.5", "hsam-core @ git+https://github.com/o/r@v1.2.3"],\n'
-        "                   check=True)\n"
+        '    REPO, BOOK = "https://github.com/o/r", "/content/r"\n'
+        '    subprocess.run(f"git clone -q --branch=main {REPO} {BOOK}".split(), check=True)\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[a,b]"])\n'
         "    %pip install -q torchdiffeq\n"
         "import torch\n"
     )
-    assert install_problems(good, url, tag) == []
+    assert install_problems(good) == []
     assert len(pip_installs(good)[0]) == 2
+    assert colab_checkout(good) == Checkout("https://github.com/o/r", "main", {"a", "b"})
+    assert colab_checkout("import torch") == Checkout(None, None, set())
+    assert imported_modules(
+        "import a.b\nfrom c.d import e\nfrom . import f\ndef g():\n import h"
+    ) == {
+        "a",
+        "c",
+        "h",
+    }
     bad_cells = {
         "!pip install torch torchdiffeq": "outside",
         "if IN_COLAB:\n    !pip install torch==2.1 torchdiffeq": "installs torch",
         'if IN_COLAB:\n    os.system("pip install -q torch[cpu]>=2")': "installs torch",
         'if IN_COLAB:\n    subprocess.run(["pip", "install", "torch"])': "installs torch",
         "if IN_COLAB:\n    %pip install -r requirements.txt": "requirements file",
-        "if IN_COLAB:\n    %pip install 'hsam-core @ git+https://github.com/x/r@v1.2.3'": (
-            "expected git+"
-        ),
-        "if IN_COLAB:\n    %pip install 'hsam-core @ git+https://github.com/o/r@main'": (
-            "expected git+"
-        ),
         "if IN_COLAB:\n    pass\nelse:\n    %pip install torchdiffeq": "outside",
         "%%bash\npip install torchdiffeq": "outside",
     }
     for cell, expected in bad_cells.items():
-        problems = install_problems(cell, url, tag)
+        problems = install_problems(cell)
         assert any(expected in p for p in problems), (cell, problems)
     # torchdiffeq is not torch, and importing torch is not installing it
     fine = "if IN_COLAB:\n    !pip install torchdiffeq\nimport torch"
-    assert install_problems(fine, url, tag) == []
+    assert install_problems(fine) == []
+    # paths relative to the working directory, which is /content on Colab
+    cwd = 'RESULTS = pathlib.Path("results")\npd.read_csv("book/x.csv")\nopen("/abs/x")\n'
+    assert len(relative_paths(cwd)) == 2
+    assert (
+        relative_paths("RESULTS = hc.settings.BOOK_RESULTS\npd.read_csv(RESULTS / 'x.csv')") == []
+    )
 
 
 # ---------------------------------------------------------------------------------------------
