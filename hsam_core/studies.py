@@ -357,7 +357,7 @@ def pendulum_settled() -> Study:
     study ``pendulum_width``), measurement noise and the extrapolation split, ERM, SAM and ASAM
     over the book's ρ grids, SAM perturbing θ too, every regularizer over its strength grid and
     the two ends, minibatches of 150 (quick: 50)."""
-    quick = ("ERM", "SAM (nn)", "physics only")
+    quick = ("ERM", "SAM (nn)", "physics only", "NN only")  # NN only: chapter 1
     configs = settled_comparison(32, APHYNITY_SETTLED, quick, sam_all=True)
     return Study(
         "pendulum_settled",
