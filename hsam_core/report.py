@@ -19,8 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from . import experiments, plotting, settings, store, studies, sweep
+from . import experiments, plotting, select, settings, store, studies, sweep
 from .ensemble import Ensemble
 from .results import joined
 from .runtime import default_device
@@ -427,3 +428,46 @@ def _end(row: pd.Series) -> str:
     if model.get("physics") == "none":
         return "NN only"
     return ""
+
+
+def identified_columns(rows: pd.DataFrame, task: experiments.Task) -> tuple[pd.DataFrame, tuple]:
+    """``rows`` with θ̂ as far as the data determine it: where the task's θ is identifiable only
+    up to scale (its ``identified``, e.g. the light tunnel's ratios), one column
+    ``theta_<name>`` per identified quantity replaces θ's own; returns the rows and the names
+    of θ̂'s columns (None: every ``theta_<name>`` column)."""
+    if task.identified is None:
+        return rows, None
+    theta = {
+        c.removeprefix("theta_"): torch.as_tensor(rows[c].to_numpy())
+        for c in rows.columns
+        if c.startswith("theta_") and c not in ("theta_rel_error", "theta_cosine", "theta_drift")
+    }
+    named = {
+        f"theta_{name}".replace("/", "_per_"): v.numpy()
+        for name, v in task.identified(theta).items()
+    }
+    return rows.drop(columns=[f"theta_{n}" for n in theta]).assign(**named), tuple(named)
+
+
+def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
+    """Every method family's grid of the studies ``names`` (two settings or more), as the rules
+    of :mod:`hsam_core.select` read them: ``{"<task> / <family>": rows}``, each grid's
+    :class:`~hsam_core.select.Context` (the family's direction and default, the task's noise
+    level, θ̂'s identified columns), and per study the configurations the store lacks (left
+    out, never silently: the caller prints them)."""
+    grids, contexts, missing = {}, {}, {}
+    for name in names:
+        study = _study(name)
+        rows = results(study, missing="skip")
+        if rows.attrs["missing"]:
+            missing[study.name] = sorted(set(rows.attrs["missing"]))
+        if not len(rows):
+            continue
+        task = study.build_task()
+        rows, theta = identified_columns(with_names(rows), task)
+        for family, grid in rows[rows.kind != "erm"].groupby("trained_with", sort=False):
+            if grid.setting.nunique() >= 2:
+                key = f"{study.task} / {family}"
+                grids[key] = grid.dropna(axis=1, how="all")
+                contexts[key] = select.Context.of(family, noise=task.noise, theta=theta)
+    return grids, contexts, missing

@@ -227,29 +227,79 @@ def stability(rows: pd.DataFrame, rule: Rule, n_boot: int = 500, seed: int = 0) 
     return agree / n_boot
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a rule may need besides the grid: which way the family's setting is stronger
+    (:func:`direction`), the measurement noise's standard deviation (for :func:`discrepancy`),
+    θ̂'s identified columns (for :func:`theta_plateau`; default every ``theta_<name>``), and the
+    family's default setting (for :func:`fixed`). A rule that needs what its context lacks
+    refuses with a ``ValueError`` naming it."""
+
+    stronger: int = 1
+    noise: float | None = None
+    theta: tuple[str, ...] | None = None
+    default: float | None = None
+
+    @classmethod
+    def of(cls, family: str, **known) -> Context:
+        """The context of a family (its direction and :data:`DEFAULTS` entry), with ``known``."""
+        return cls(stronger=direction(family), default=DEFAULTS.get(family), **known)
+
+
+def _needs(value, what: str, rule: str):
+    if value is None:
+        raise ValueError(f"{rule}: the rule needs {what}, which this grid's context lacks")
+    return value
+
+
+# Every rule, by name: a function of (grid, context) that returns one setting of the grid.
+RULES: dict[str, Callable[[pd.DataFrame, Context], float]] = {
+    "validation": lambda grid, c: validation(grid),
+    "within_spread": lambda grid, c: within_spread(grid, c.stronger),
+    "extrapolation": lambda grid, c: extrapolation(grid),
+    "discrepancy": lambda grid, c: discrepancy(
+        grid, _needs(c.noise, "the noise level", "discrepancy"), c.stronger
+    ),
+    "l_curve": lambda grid, c: l_curve(grid, c.stronger),
+    "theta_plateau": lambda grid, c: theta_plateau(grid, c.theta),
+    "fixed_default": lambda grid, c: fixed(grid, _needs(c.default, "a default", "fixed_default")),
+}
+# The fixed defaults, chosen once on the pendulum's fixed-length grids and carried untuned.
+DEFAULTS: dict[str, float] = {
+    "SAM (nn)": 0.1,
+    "ASAM (nn)": 1.0,
+    "L2": 1e-3,
+    "APHYNITY": 1.0,
+    "orthogonality": 1e-2,
+}
+
+
 def evaluate(
     grids: Mapping[str, pd.DataFrame],
-    rules: Mapping[str, Callable[[pd.DataFrame, str], float]],
+    contexts: Mapping[str, Context] | None = None,
+    rules: Mapping[str, Callable[[pd.DataFrame, Context], float]] = RULES,
     n_boot: int = 200,
 ) -> pd.DataFrame:
-    """Every rule on every grid: ``grids`` maps a name (e.g. ``"light_tunnel / SAM (nn)"``) to
-    a grid that also holds ``theta_rel_error`` (read only here, by the oracle); ``rules`` maps a
-    rule's name to a function of (grid, family) — the family is the part of the grid's name
-    after ``" / "`` (for :func:`direction`). One row per (grid, rule): the pick, its median θ
-    error, the oracle's setting and error, their ratio, and the pick's :func:`stability`. A
-    rule that cannot be applied to a grid (say, no extrapolation split) gets a row with its
-    reason in ``refused`` and NaN numbers — never a silent gap."""
+    """Every rule on every grid: ``grids`` maps a name ``"<task> / <family>"`` to a grid that
+    also holds ``theta_rel_error`` (read only here, by the oracle); ``contexts`` maps the same
+    names to each grid's :class:`Context` (default: :meth:`Context.of` its family, the part of
+    the name after ``" / "``); ``rules`` maps a rule's name to a function of (grid, context).
+    One row per (grid, rule): the pick, its median θ error, the oracle's setting and error,
+    their ratio, and the pick's :func:`stability`. A rule that cannot be applied to a grid (no
+    extrapolation split, no noise level) gets a row with its reason in ``refused`` and NaN
+    numbers — never a silent gap."""
+    contexts = contexts or {}
     rows = []
     for name, grid in grids.items():
-        family = name.split(" / ")[-1]
+        context = contexts.get(name) or Context.of(name.split(" / ")[-1])
         _check_grid(grid, ["theta_rel_error"], f"evaluate({name})")
         error = _median(grid, "theta_rel_error")
         oracle = float(error.idxmin())
         for rule_name, rule in rules.items():
             row = {"grid": name, "rule": rule_name, "oracle": oracle, "oracle_error": error[oracle]}
             try:
-                pick = rule(grid, family)
-                stable = stability(grid, lambda g, r=rule, f=family: r(g, f), n_boot)
+                pick = rule(grid, context)
+                stable = stability(grid, lambda g, r=rule, c=context: r(g, c), n_boot)
             except (ValueError, KeyError) as err:
                 rows.append({**row, "pick": math.nan, "refused": str(err)})
                 continue
@@ -294,13 +344,6 @@ def criterion(table: pd.DataFrame, family: str, tie: float = 0.10) -> pd.DataFra
 # ---------------------------------------------------------------------------------------------
 # The recipe.
 
-# The rules :func:`choose_rho` knows, by name: each a function of (grid, direction).
-RULES: dict[str, Callable[[pd.DataFrame, int], float]] = {
-    "validation": lambda grid, stronger: validation(grid),
-    "within_spread": within_spread,
-    "l_curve": l_curve,
-    "theta_plateau": lambda grid, stronger: theta_plateau(grid),
-}
 RULE = "theta_plateau"  # the book's rule (issue 33: provisional until every task is settled)
 RHOS = (0.3, 1.0, 2.0)  # ASAM's radii in the book
 SEEDS = (0, 1, 2, 3, 4)
@@ -341,6 +384,8 @@ def choose_rho(
     seeds: Sequence[int] = SEEDS,
     rule: str = RULE,
     settle: Settle | None = None,
+    noise: float | None = None,
+    extrapolation=None,
     n_boot: int = 200,
     **fit_kwargs,
 ) -> Choice:
@@ -358,6 +403,10 @@ def choose_rho(
     Args:
         make_model: builds one hybrid (a :class:`~hsam_core.hybrid.HybridModel`).
         train, val: :class:`~hsam_core.data.Trajectories` or :class:`~hsam_core.data.Pairs`.
+        noise: the measurement noise's standard deviation on ``val``, for the rule
+            ``"discrepancy"`` (the other rules do not read it).
+        extrapolation: data outside the training range (the rule ``"extrapolation"`` reads
+            its MSE, ``extrap_mse``), or None.
         fit_kwargs: passed to :func:`~hsam_core.train.fit` (``batch_size``, ``lr_nn``,
             ``lr_phys``, ``clip``, ``progress``).
 
@@ -369,6 +418,10 @@ def choose_rho(
     """
     if rule not in RULES:
         raise ValueError(f"choose_rho: unknown rule {rule!r}; rules: {sorted(RULES)}")
+    if rule == "extrapolation" and extrapolation is None:
+        raise ValueError("choose_rho: the rule 'extrapolation' needs extrapolation data")
+    if rule == "discrepancy" and noise is None:
+        raise ValueError("choose_rho: the rule 'discrepancy' needs the noise level (noise=σ)")
     rhos = list(rhos)
     if len(rhos) < 2 or any(
         isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0
@@ -402,6 +455,7 @@ def choose_rho(
     for rho, model, history in zip(rhos, ensembles, histories):
         models[float(rho)] = model
         mse, norm = prediction_mse(model, val), nn_contribution(model, val)
+        extra = None if extrapolation is None else prediction_mse(model, extrapolation)
         theta = {
             f"theta_{name}" if value[0].numel() == 1 else f"theta_{name}_{i}": component
             for name, value in model.theta().items()
@@ -414,6 +468,7 @@ def choose_rho(
                     "seed": seed,
                     "val_mse": float(mse[k]),
                     "nn_norm": float(norm[k]),
+                    **({} if extra is None else {"extrap_mse": float(extra[k])}),
                     **{name: float(values[k]) for name, values in theta.items()},
                     "settled": bool(history.settled[k]),
                     "drift_before_decay": float(history.drift_before_decay[k]),
@@ -421,10 +476,11 @@ def choose_rho(
                 }
             )
     table = pd.DataFrame(rows)
-    choose = RULES[rule]
-    rho = choose(table, 1)
+    family = "ASAM (nn)" if adaptive else "SAM (nn)"
+    choose, context = RULES[rule], Context.of(family, noise=noise)
+    rho = choose(table, context)
     with torch.no_grad():
-        stable = stability(table, lambda grid: choose(grid, 1), n_boot)
+        stable = stability(table, lambda grid: choose(grid, context), n_boot)
     return Choice(
         rho=rho,
         model=models[rho],

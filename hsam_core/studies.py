@@ -536,6 +536,17 @@ def duffing_identifiable_settled() -> Study:
     return _duffing_settled("duffing_identifiable_settled", "duffing_identifiable")
 
 
+# The studies trained by the settling protocol, one per task, in the book's order: the grids on
+# which the θ-free rules are judged (hsam_core.select, scripts/evaluate_rules.py).
+SETTLED = (
+    "pendulum_settled",
+    "duffing_settled",
+    "duffing_identifiable_settled",
+    "wind_tunnel",
+    "light_tunnel",
+)
+
+
 # The chambers' protocol: checks every 100 full-batch epochs from 1000 on, a budget of 20 000
 # (where the fixed-length runs of the wind tunnel stopped); quick mode: a budget of 1500.
 CHAMBER_SETTLE = dict(min_epochs=1000, max_epochs=20000, check_every=100)

@@ -3,7 +3,7 @@ the pick's stability and the protocol's verdict out; bad input refused by name."
 
 import pytest
 
-from hsam_core.select import RULES, choose_rho
+from hsam_core.select import RULES, Context, choose_rho
 from hsam_core.systems import sine_toy
 from hsam_core.train import Settle
 
@@ -63,9 +63,12 @@ def test_every_rule_runs_on_a_three_radius_grid(toy):
         settle=QUICK,
         batch_size=None,
         n_boot=10,
+        noise=0.01,
+        extrapolation=toy.val,
     )
+    context = Context.of("ASAM (nn)", noise=0.01)
     for name, rule in RULES.items():
-        assert rule(choice.table, 1) in (0.1, 0.3, 1.0), name
+        assert rule(choice.table, context) in (0.1, 0.3, 1.0), name
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,8 @@ def test_every_rule_runs_on_a_three_radius_grid(toy):
         (dict(rhos=(0.3, 0.3)), "distinct"),
         (dict(seeds=(0,)), "two seeds"),
         (dict(rule="median"), "unknown rule"),
+        (dict(rule="extrapolation"), "needs extrapolation data"),
+        (dict(rule="discrepancy"), "needs the noise level"),
         (dict(epochs=100), "settling protocol"),
     ],
 )

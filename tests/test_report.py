@@ -124,3 +124,44 @@ def test_by_family_lets_the_rule_pick_every_familys_setting_alike():
     for family in picks.index:
         assert chosen[family] == picks.loc[family, "rule picks"]
     assert chosen["ERM"] == 0 and chosen["physics only"] == 0
+
+
+def test_identified_columns_replace_theta_by_what_the_data_determine():
+    """The light tunnel's θ is identifiable only up to scale: the rules read its ratios."""
+    from types import SimpleNamespace
+
+    from hsam_core.systems import light_tunnel
+
+    rows = pd.DataFrame(
+        {
+            "theta_r": [2.0, 4.0],
+            "theta_g": [1.0, 3.0],
+            "theta_b": [0.5, 2.0],
+            "theta_rel_error": 0.1,
+        }
+    )
+    out, names = report.identified_columns(rows, SimpleNamespace(identified=light_tunnel.ratios))
+    assert names == ("theta_r_per_b", "theta_g_per_b")
+    assert out.theta_r_per_b.tolist() == [4.0, 2.0] and out.theta_g_per_b.tolist() == [2.0, 1.5]
+    assert "theta_r" not in out and "theta_rel_error" in out
+    same, none = report.identified_columns(rows, SimpleNamespace(identified=None))
+    assert none is None and same is rows
+
+
+def test_rule_grids_name_what_the_store_lacks():
+    """Each settled study's family grids with their contexts (read from the book's store, in
+    full mode); a configuration the store lacks is named."""
+    from hsam_core import settings, studies
+
+    settings.configure(quick=False, store=settings.BOOK_STORE)
+    grids, contexts, missing = report.rule_grids(["pendulum_settled"])
+    assert set(grids) == {
+        f"pendulum / {f}" for f in ("SAM (nn)", "ASAM (nn)", "L2", "APHYNITY", "orthogonality")
+    }
+    assert contexts["pendulum / APHYNITY"].stronger == -1
+    assert contexts["pendulum / SAM (nn)"].noise == pytest.approx(0.0068)
+    assert missing == {}
+    settings.configure(store=settings.BOOK_STORE.parent / "no-store-here")
+    grids, _, missing = report.rule_grids(["pendulum_settled"])
+    labels = {c.label for c in studies.get("pendulum_settled").configs}
+    assert grids == {} and set(missing["pendulum_settled"]) == labels

@@ -94,17 +94,25 @@ def test_stability_is_one_for_a_clear_pick_and_lower_for_a_coin_flip():
 def test_evaluate_scores_each_rule_against_the_oracle_and_names_what_it_refused():
     g = grid(RHOS, val=[1.0, 1.1, 1.5, 3.0], norm=[9, 3, 1, 0.5], error=[0.4, 0.2, 0.05, 0.3])
     rules = {
-        "validation": lambda rows, family: select.validation(rows),
-        "extrapolation": lambda rows, family: select.extrapolation(rows),
-        "fixed ρ = 0.3": lambda rows, family: select.fixed(rows, 0.3),
+        "validation": lambda rows, context: select.validation(rows),
+        "extrapolation": lambda rows, context: select.extrapolation(rows),
+        "fixed ρ = 0.3": lambda rows, context: select.fixed(rows, 0.3),
     }
-    table = select.evaluate({"toy / SAM (nn)": g}, rules, n_boot=20).set_index("rule")
+    table = select.evaluate({"toy / SAM (nn)": g}, rules=rules, n_boot=20).set_index("rule")
     assert table.loc["validation", "pick"] == 0.03
     assert table.loc["validation", "ratio"] == pytest.approx(0.4 / 0.05)
     assert table.loc["fixed ρ = 0.3", "ratio"] == pytest.approx(1.0)
     assert table.loc["fixed ρ = 0.3", "oracle"] == 0.3
     assert math.isnan(table.loc["extrapolation", "pick"])
     assert "extrap_mse" in table.loc["extrapolation", "refused"]
+    # every rule of the book, each with what its context gives it, or refused by name
+    known = select.evaluate({"toy / SAM (nn)": g}, n_boot=20).set_index("rule")
+    assert list(known.index) == list(select.RULES)
+    assert "noise level" in known.loc["discrepancy", "refused"]
+    assert known.loc["fixed_default", "pick"] == select.DEFAULTS["SAM (nn)"]
+    noisy = {"toy / SAM (nn)": select.Context.of("SAM (nn)", noise=1.0)}
+    known = select.evaluate({"toy / SAM (nn)": g}, noisy, n_boot=20).set_index("rule")
+    assert known.loc["discrepancy", "refused"] == ""
 
 
 @pytest.mark.parametrize(
