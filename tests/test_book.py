@@ -649,6 +649,69 @@ def test_book_builds_without_warnings(built_book: Build, capsys):
     assert built_book.seconds < 600, "the build executes nothing; minutes mean a regression"
 
 
+# An admonition written `:::{note} Running this chapter` renders the title "Note" and puts
+# "Running this chapter" at the start of its body: the book titles every admonition itself.
+GENERIC_TITLES = {
+    "note",
+    "tip",
+    "hint",
+    "important",
+    "warning",
+    "caution",
+    "attention",
+    "danger",
+    "error",
+    "see also",
+    "seealso",
+}
+_ADMONITION = re.compile(
+    r'<div class="(?:[^"]* )?admonition(?: [^"]*)?">\s*<p class="admonition-title">(.*?)</p>'
+    r"\s*(?:<p>(.*?)</p>)?",
+    re.S,
+)
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).strip()
+
+
+def admonition_problems(html: str) -> list[str]:
+    """Admonitions whose title is a generic word, or whose body starts with its own title."""
+    problems = []
+    for match in _ADMONITION.finditer(html):
+        title, body = _text(match.group(1)), _text(match.group(2) or "")
+        if title.lower() in GENERIC_TITLES:
+            problems.append(f"generic title {title!r} (body starts {body[:40]!r})")
+        elif body.lower().startswith(title.lower()):
+            problems.append(f"body repeats the title {title!r}")
+    return problems
+
+
+def test_admonition_checker_catches_a_leaked_title():
+    leaked = (
+        '<div class="note admonition"><p class="admonition-title">Note</p>'
+        "<p>Running this chapter Open it on Colab</p></div>"
+    )
+    good = (
+        '<div class="admonition tip"><p class="admonition-title">Running this chapter</p>'
+        "<p>Open it on Colab</p></div>"
+    )
+    assert len(admonition_problems(leaked)) == 1 and admonition_problems(good) == []
+
+
+def test_every_admonition_has_its_own_title(built_book: Build):
+    """In the rendered pages, every admonition's title is its own (never "Note", "Warning":
+    the mark of a title given as a directive argument, which leaks into the body)."""
+    assert_built(built_book)
+    problems, seen = [], 0
+    for entry in built_book.pages:
+        html = (built_book.html / f"{entry}.html").read_text(encoding="utf-8")
+        seen += len(_ADMONITION.findall(html))
+        problems += [f"{entry}: {p}" for p in admonition_problems(html)]
+    assert seen >= 14, f"found {seen} admonitions; the chapters' boxes are not where expected"
+    assert not problems, "\n".join(problems)
+
+
 def test_launch_links_in_fresh_build(built_book: Build, probe_book: Build):
     assert_built(built_book)
     for path in NOTEBOOKS:
