@@ -93,6 +93,27 @@ def config(study: Study | str, label: str, rho: float | None = None) -> experime
     return found[0]
 
 
+def retrain(study: Study | str, label: str, rho: float | None = None) -> bool:
+    """Train one configuration of ``study`` afresh, in a scratch store, and print how its
+    scores compare with the committed store's (:func:`hsam_core.reproduce.check`: each re-run
+    median within the committed range over seeds); returns whether nothing moved. Full mode
+    only (quick mode has no committed results to compare with). On a GPU the numbers are not
+    bit-identical to the CPU's, only close."""
+    import time
+
+    from . import reproduce
+
+    study = _study(study)
+    one = study.but(configs=(config(study, label, rho),))
+    start = time.monotonic()
+    same = reproduce.check([one])
+    print(
+        f"{label} ρ = {config(study, label, rho).method.rho:g}: retrained in "
+        f"{time.monotonic() - start:.0f} s on {default_device().type}"
+    )
+    return same
+
+
 def fit(study: Study | str, label: str, rho: float | None = None) -> experiments.Result:
     """The trained ensemble, history and rows of one configuration of ``study``: loaded from
     the local cache of weights, or trained again when the cache lacks them (minutes to an hour

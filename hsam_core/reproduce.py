@@ -133,7 +133,7 @@ def check(
     if absent:
         raise ValueError(f"not in the committed store {committed.store}: {absent}")
     scratch = scratch or pathlib.Path(tempfile.mkdtemp(prefix="hsam-check-"))
-    print(f"re-running {', '.join(names)} into {scratch}", flush=True)
+    print(f"re-running {', '.join(s.name for s in studies)} into {scratch}", flush=True)
     settings.configure(store=scratch / "store", cache=scratch / "cache")
     try:
         failures = sweep.sweep(studies, ray_address=ray_address)

@@ -105,3 +105,18 @@ def test_chapters_are_the_toc_notebooks_in_reading_order():
     assert all((ROOT / "book" / f"{n}.ipynb").is_file() for n in names)
     with pytest.raises(FileNotFoundError, match="repository root"):
         reproduce.chapters(ROOT / "nowhere" / "_toc.yml")
+
+
+def test_retrain_one_configuration_reproduces_the_store(capsys):
+    """report.retrain: one configuration trained afresh in a scratch store and compared with the
+    store it was committed to — the same code on the same machine moves nothing."""
+    from hsam_core import report
+
+    settings.configure(quick=False, store=settings.get().store, cache=settings.get().cache)
+    tiny = studies.get("failure_case").but(name="tiny", seeds=(0, 1), training=dict(epochs=20))
+    assert sweep.sweep([tiny]) == []
+    assert report.retrain(tiny, "ERM") is True
+    out = capsys.readouterr().out
+    assert "nothing moved" in out and "retrained in" in out
+    with pytest.raises(ValueError, match="configurations 'SAM"):
+        report.retrain(tiny, "SAM (nn)", 0.1)
