@@ -248,6 +248,25 @@ def table(
     return summary
 
 
+COUNTS = ("seeds", "converged seeds", "settled seeds", "epochs", "decay epoch", "selected")
+
+
+def styled(table: pd.DataFrame):
+    """``table`` (e.g. :func:`table`) as a reader reads it: scores to three significant
+    digits, counts and epochs as integers, drifts as percentages, ρ in the index as ``0.3``
+    (not ``0.300000``), and an en dash for what does not apply."""
+    numbers = list(table.select_dtypes("number").columns)
+    counts = [c for c in numbers if c in COUNTS]
+    drifts = [c for c in numbers if str(c).startswith("drift")]
+    style = table.style.format("{:.3g}", subset=numbers, na_rep="–")
+    style = style.format("{:.0f}", subset=counts, na_rep="–")
+    style = style.format("{:.2%}", subset=drifts, na_rep="–")
+    for level, name in enumerate(table.index.names):
+        if name == "rho":
+            style = style.format_index("{:g}", level=level)
+    return style
+
+
 def chosen_sam(results: pd.DataFrame, variants: Sequence[str] | None = None) -> tuple[str, float]:
     """The SAM variant chosen without θ: among the selected rows (``selected == 1``) of the SAM
     variants (``variants``, default every SAM-like method of the table), the one with the lowest

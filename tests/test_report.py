@@ -165,3 +165,20 @@ def test_rule_grids_name_what_the_store_lacks():
     grids, _, missing = report.rule_grids(["pendulum_settled"])
     labels = {c.label for c in studies.get("pendulum_settled").configs}
     assert grids == {} and set(missing["pendulum_settled"]) == labels
+
+
+def test_styled_tables_print_numbers_a_reader_reads():
+    index = pd.MultiIndex.from_tuples([("ERM", 0.0), ("SAM (nn)", 0.3)], names=["method", "rho"])
+    table = pd.DataFrame(
+        {
+            "seeds": [5.0, 5.0],
+            "theta_rel_error median": [0.240203, 0.0047181],
+            "converged seeds": [0.0, np.nan],
+            "drift before decay": [0.014194, 0.0032],
+        },
+        index=index,
+    )
+    html = report.styled(table).to_html()
+    for shown in (">0.3<", ">0<", ">0.24<", ">0.00472<", ">5<", ">1.42%<", ">–<"):
+        assert shown in html, shown
+    assert "0.300000" not in html and "5.000000" not in html
