@@ -182,3 +182,23 @@ def test_styled_tables_print_numbers_a_reader_reads():
     for shown in (">0.3<", ">0<", ">0.24<", ">0.00472<", ">5<", ">1.42%<", ">–<"):
         assert shown in html, shown
     assert "0.300000" not in html and "5.000000" not in html
+
+
+def test_the_comparison_figures_draw_from_the_store():
+    """hsam_core.figures on the pendulum's settled grid, read from the book's store."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hsam_core import figures, settings, studies
+    from hsam_core.systems import pendulum
+
+    settings.configure(quick=False, store=settings.BOOK_STORE)
+    study = studies.get("pendulum_settled")
+    results = report.results(study)
+    picks = report.family_picks(results)
+    assert len(figures.chosen(results, picks, "θ error").axes) == 1
+    assert len(figures.against_rho(results, picks, "θ error").axes) == 2
+    assert len(figures.sharpness(results, "θ error").axes) == 2
+    fig = figures.theta_paths(study, picks, {"omega2": pendulum.OMEGA2}, 2000)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 + len(picks) + 2  # ERM, physics only, each pick, truth, budget
