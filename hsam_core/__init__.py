@@ -2,10 +2,11 @@
 
 What a user imports::
 
-    from hsam_core import SAM, HybridODE, PhysicsModel, Ensemble, Method, fit
+    from hsam_core import SAM, HybridODE, PhysicsModel, Ensemble, Method, fit, Settle
+    from hsam_core import choose_rho   # the recipe: ρ chosen without the true θ
 """
 
-from . import experiments, plotting, settings, store, studies
+from . import experiments, plotting, select, settings, store, studies
 from .data import Pairs, Trajectories
 from .ensemble import Ensemble
 from .hybrid import HybridModel, HybridODE, PhysicsModel, StaticHybrid, mlp
@@ -21,7 +22,8 @@ from .metrics import (
 from .regularizers import L2, Aphynity, Orthogonality, Regularizer
 from .runtime import default_device, pick, quick_mode, seed_everything, set_cpu_threads
 from .sam import SAM, LookSAM
-from .train import History, Method, check_optimizer, fit, make_optimizer
+from .select import Choice, choose_rho
+from .train import History, Method, Settle, check_optimizer, fit, make_optimizer
 
 __version__ = "0.1.0"
 
@@ -32,6 +34,10 @@ __all__ = [
     "store",
     "studies",
     "plotting",
+    "select",
+    "choose_rho",
+    "Choice",
+    "Settle",
     "SAM",
     "LookSAM",
     "HybridModel",
