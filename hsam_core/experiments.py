@@ -369,6 +369,22 @@ def convergence(
     return columns
 
 
+def load_ensemble(
+    task: Task,
+    model: Mapping | None,
+    seeds: Sequence[int],
+    state: Mapping[str, torch.Tensor],
+    device: torch.device | str | None = None,
+) -> Ensemble:
+    """The trained ensemble of a run from its saved weights (the cache's or the store's):
+    the task's model (``model``: its keyword arguments) built once per seed, moved to
+    ``device`` (default: :func:`~hsam_core.runtime.default_device`), then ``state`` loaded."""
+    trained = Ensemble.from_seeds(_builder(task, model, None), seeds)
+    trained = trained.to(device or default_device())
+    trained.load_state_dict(state)  # tensors land on the model's device
+    return trained
+
+
 def _builder(
     task: Task, model: Mapping | None, make_model: Callable[[], HybridModel] | None
 ) -> Callable[[], HybridModel]:
@@ -448,9 +464,7 @@ def run(
         path = cache_path(key_inputs)
         if path.exists():
             saved = torch.load(path, weights_only=False)
-            trained = Ensemble.from_seeds(_builder(task, model, None), seeds)
-            trained = trained.to(device or default_device())
-            trained.load_state_dict(saved["model"])  # tensors land on the model's device
+            trained = load_ensemble(task, model, seeds, saved["model"], device)
             return Result(pd.DataFrame(saved["rows"]), saved["history"], trained)
     payload, trained = train_and_score(task, method, seeds, settings, model, device, make_model)
     if cache:

@@ -139,11 +139,7 @@ def model(study: Study | str, label: str, rho: float | None = None) -> Ensemble:
     state = store.read_weights(study.key(c))
     if state is None:
         return fit(study, label, rho).model
-    trained = Ensemble.from_seeds(
-        experiments._builder(study.build_task(), c.model, None), study.seeds
-    )
-    trained.load_state_dict(state)
-    return trained.to(default_device())
+    return experiments.load_ensemble(study.build_task(), c.model, study.seeds, state)
 
 
 def method_name(row: pd.Series | dict) -> str:
@@ -478,7 +474,7 @@ def identified_columns(rows: pd.DataFrame, task: experiments.Task) -> tuple[pd.D
     if task.identified is None:
         return rows, None
     theta = {
-        c.removeprefix("theta_"): torch.as_tensor(rows[c].to_numpy())
+        c.removeprefix("theta_"): torch.tensor(rows[c].to_numpy(dtype=float))
         for c in rows.columns
         if c.startswith("theta_") and c not in ("theta_rel_error", "theta_cosine", "theta_drift")
     }
