@@ -104,11 +104,11 @@ def retrain(study: Study | str, label: str, rho: float | None = None) -> bool:
     from . import reproduce
 
     study = _study(study)
-    one = study.but(configs=(config(study, label, rho),))
+    c = config(study, label, rho)
     start = time.monotonic()
-    same = reproduce.check([one])
+    same = reproduce.check([study.but(configs=(c,))])
     print(
-        f"{label} ρ = {config(study, label, rho).method.rho:g}: retrained in "
+        f"{label} ρ = {c.method.rho:g}: retrained in "
         f"{time.monotonic() - start:.0f} s on {default_device().type}"
     )
     return same
@@ -476,7 +476,7 @@ def identified_columns(rows: pd.DataFrame, task: experiments.Task) -> tuple[pd.D
     theta = {
         c.removeprefix("theta_"): torch.tensor(rows[c].to_numpy(dtype=float))
         for c in rows.columns
-        if c.startswith("theta_") and c not in ("theta_rel_error", "theta_cosine", "theta_drift")
+        if c.startswith("theta_") and c not in select.THETA_SCORES
     }
     named = {
         f"theta_{name}".replace("/", "_per_"): v.numpy()

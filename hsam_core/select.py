@@ -188,12 +188,15 @@ def theta_plateau(rows: pd.DataFrame, theta: Sequence[str] | None = None) -> flo
     return float(score.idxmin())
 
 
+# The columns named theta_* that are scores of θ̂, not components of it.
+THETA_SCORES = frozenset({"theta_rel_error", "theta_cosine", "theta_drift"})
+
+
 def _theta_columns(rows: pd.DataFrame) -> list[str]:
-    scores = {"theta_rel_error", "theta_cosine", "theta_drift"}
     return [
         c
         for c in rows.columns
-        if c.startswith("theta_") and c not in scores and rows[c].notna().all()
+        if c.startswith("theta_") and c not in THETA_SCORES and rows[c].notna().all()
     ]
 
 
