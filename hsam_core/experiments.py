@@ -26,7 +26,6 @@ import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -472,80 +471,6 @@ def run(
     return Result(pd.DataFrame(payload["rows"]), payload["history"], trained)
 
 
-def _check_validation_table(results: pd.DataFrame) -> None:
-    """What :func:`select_by_validation` refuses: a table that is not one, missing columns,
-    repeated row labels, and a configuration with a non-finite validation score."""
-    if not isinstance(results, pd.DataFrame):
-        raise TypeError(
-            f"select_by_validation: results must be a pandas DataFrame, got {type(results).__name__}"
-        )
-    missing = [c for c in ("method", "rho", "val_mse") if c not in results.columns]
-    if missing:
-        raise ValueError(
-            f"select_by_validation: results lacks the column(s) {missing}; it needs one row per "
-            "seed with 'method', 'rho' and 'val_mse'"
-        )
-    repeated = results.index[results.index.duplicated()].unique().tolist()
-    if repeated:
-        raise ValueError(
-            f"select_by_validation: results has repeated row labels {repeated[:5]}"
-            f"{' ...' if len(repeated) > 5 else ''}, so marking one row would mark others; "
-            "build it with pd.concat(..., ignore_index=True) or call .reset_index(drop=True)"
-        )
-    values = pd.to_numeric(results["val_mse"], errors="coerce").to_numpy(dtype=float)
-    bad = results[~np.isfinite(values)]
-    if len(bad):
-        who = bad["seed"] if "seed" in bad.columns else pd.Series(bad.index, index=bad.index)
-        configs = {
-            (method, rho): who[rows.index].tolist()
-            for (method, rho), rows in bad.groupby(["method", "rho"], sort=False)
-        }
-        named = "; ".join(
-            f"(method={m!r}, rho={r!r}): {'seeds' if 'seed' in bad.columns else 'rows'} {s}"
-            for (m, r), s in configs.items()
-        )
-        raise ValueError(
-            f"select_by_validation: non-finite validation MSE (diverged or missing) for {named}. "
-            "A median over the remaining seeds would hide them; re-run those seeds, or drop "
-            "the configuration (or the rows) explicitly before selecting"
-        )
-
-
-def select_by_validation(results: pd.DataFrame, within_spread: bool = False) -> pd.DataFrame:
-    """Mark (``selected = 1``) the ρ of each method with the lowest median validation MSE.
-
-    With ``within_spread``, mark instead the *largest* ρ whose median validation MSE lies within
-    the spread of the best one: at most the best ρ's median plus its interquartile range over
-    seeds — among fits the seeds cannot tell apart, the one trained for the widest flatness.
-
-    The rule never looks at θ. Methods with a single configuration are selected as they are.
-
-    Refused (``ValueError``): a table with repeated row labels (e.g. a ``pd.concat`` without
-    ``ignore_index=True``), where marking the rows of one ρ would also mark rows of another;
-    and a non-finite (NaN, inf) ``val_mse``, named by (method, ρ) and seeds. Refusing rather
-    than reporting is deliberate: pandas' median skips NaN, so a configuration whose seeds
-    mostly diverged would be ranked on its few surviving seeds and could win, and whether a
-    diverged seed means "worst" or "missing" is the caller's decision, not the rule's — drop or
-    re-run such seeds explicitly, and the selection says what it was computed from.
-    """
-    if not isinstance(within_spread, (bool, np.bool_)):
-        raise TypeError(
-            f"select_by_validation: within_spread must be True or False, got {within_spread!r}"
-        )
-    _check_validation_table(results)
-    results = results.copy()
-    results["selected"] = 0
-    for _, rows in results.groupby("method"):
-        val = rows.groupby("rho")["val_mse"]
-        median = val.median()
-        best_rho = median.idxmin()
-        if within_spread:
-            q = val.quantile([0.25, 0.75]).unstack().loc[best_rho]
-            best_rho = median[median <= median[best_rho] + q[0.75] - q[0.25]].index.max()
-        results.loc[rows.index[rows["rho"] == best_rho], "selected"] = 1
-    return results
-
-
 def theta_drift(series: dict[str, torch.Tensor], tail: float = 0.2) -> torch.Tensor:
     """How far θ still moves at the end of training, one value per member: over the last
     ``tail`` of the epochs, the largest relative distance of any series (E, K) — θ from
@@ -588,7 +513,7 @@ def summarize(
     return table
 
 
-# The ρ grid of every task's full mode (issue 10: one grid, one rule — select_by_validation):
+# The ρ grid of every task's full mode (one grid; the rule that picks from it: hsam_core.select):
 # SAM perturbs the network by a step of length ρ; ASAM's ρ is relative to the weights' size,
 # so its values are larger.
 SAM_RHOS = (0.03, 0.05, 0.1, 0.2, 0.3)

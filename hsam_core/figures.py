@@ -23,7 +23,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plotting, report
-from .experiments import select_by_validation
 
 SAM_LIKE = ("SAM (nn)", "ASAM (nn)")
 
@@ -31,7 +30,7 @@ SAM_LIKE = ("SAM (nn)", "ASAM (nn)")
 def chosen(results: pd.DataFrame, picks: pd.DataFrame, ylabel: str) -> Figure:
     """The θ error of every seed at each method's θ-free setting (a bar at the median; a
     hollow dot: a seed that did not settle), the setting under each family's name."""
-    families = select_by_validation(report.by_family(results))
+    families = report.by_family(results)
     picked = families[families.selected == 1]
     setting = picked.groupby("method", sort=False).rho.first()
     fig, ax = plt.subplots(figsize=(11, 3.9))
@@ -75,7 +74,7 @@ def against_rho(
         ax.set_xlabel("ρ (radius in weight space, –)")
         ax.set_ylabel(name)
     axes[0].set_title("θ error against ρ")
-    axes[1].set_title("what the rule sees (□ = its pick)")
+    axes[1].set_title("validation MSE (□ = the rule's pick)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -34,8 +34,7 @@ def _study(study: Study | str) -> Study:
 
 def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
     """The store's rows of every run of ``study`` (one per run × seed), in the order of its
-    configurations, with ``selected = 0`` (a choice of ρ is the reader's: see
-    :func:`hsam_core.experiments.select_by_validation`).
+    configurations, with ``selected = 0`` (the book's choice of ρ: :func:`hsam_core.select.mark`).
 
     ``missing`` says what to do with a run that is not in the store: ``"error"`` raises
     ``KeyError`` naming the runs and the command that trains them (the default in full mode);
@@ -176,17 +175,16 @@ def with_names(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def by_family(rows: pd.DataFrame, select: bool = True) -> pd.DataFrame:
+def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     """``rows`` with each regularizer's strength grid as one method, so that the θ-free rule
     that chooses SAM's ρ chooses a regularizer's strength the same way: on a regularized row
     ``method`` becomes its family (:func:`method_name`: ``"L2"`` for every λ, a network suffix
     such as ``" [grey-box]"`` of the label kept) and ``rho`` its strength (``setting`` of
     :func:`with_names`); ``configuration`` keeps every row's own label (``"L2 λ=0.001"``, or
     ``"L2"`` where a table has one strength). Other rows keep their method and ρ. With
-    ``select`` the rule (:func:`~hsam_core.experiments.select_by_validation`) is applied afresh
-    per table (``file``, else ``task``, else the whole table): a family run at one strength is
-    selected as it is, a family run over a grid gets the strength of lowest median validation
-    MSE."""
+    ``mark`` the book's rule (:func:`hsam_core.select.mark`) is applied afresh per table
+    (``file``, else ``task``, else the whole table): a family run at one strength is selected
+    as it is, a family run over a grid gets the setting the rule picks."""
     named = with_names(rows)
     out = rows.copy()
     out["configuration"] = rows["method"]
@@ -194,31 +192,29 @@ def by_family(rows: pd.DataFrame, select: bool = True) -> pd.DataFrame:
     suffix = rows["method"].astype(str).str.extract(r"( \[.*\])$")[0].fillna("")
     out.loc[regularized, "method"] = (named["trained_with"] + suffix)[regularized]
     out.loc[regularized, "rho"] = named["setting"][regularized].astype(float)
-    if not select or not len(out):
+    if not mark or not len(out):
         return out
     table = "file" if "file" in out else "task" if "task" in out else None
     if table is None:  # one table
-        return experiments.select_by_validation(out)
-    chosen = [experiments.select_by_validation(g) for _, g in out.groupby(table, sort=False)]
+        return select.mark(out)
+    chosen = [select.mark(g) for _, g in out.groupby(table, sort=False)]
     return pd.concat(chosen).loc[out.index]
 
 
-def retuned(rows: pd.DataFrame, grids: dict, within_spread: bool = False) -> pd.DataFrame:
-    """The rows, per network and retuned method, of the grid value that the book's rule picks
-    (:func:`~hsam_core.experiments.select_by_validation`, which never sees θ; ``within_spread``
-    as there), for every network whose grid — ``grids[method]``, the values of ``setting`` — the
-    rows hold whole; a network with a missing grid value has no row. ``rows`` needs
-    ``architecture``, ``trained_with``, ``setting``, ``val_mse`` and one row per seed."""
+def retuned(rows: pd.DataFrame, grids: dict, rule: str = select.RULE) -> pd.DataFrame:
+    """The rows, per network and retuned method, of the grid value that ``rule`` (a name of
+    :data:`hsam_core.select.RULES`, default the book's rule; it never sees θ) picks, for every
+    network whose grid — ``grids[method]``, the values of ``setting`` — the rows hold whole; a
+    network with a missing grid value has no row. ``rows`` needs ``architecture``,
+    ``trained_with``, ``setting``, the scores the rule reads and one row per seed."""
     picked = []
     retunable = rows[rows.trained_with.isin(list(grids))]
     for (_, name), group in retunable.groupby(["architecture", "trained_with"], sort=False):
         values = sorted(group.setting.unique())
         if len(values) != len(grids[name]) or not np.allclose(values, sorted(grids[name])):
             continue
-        rule = experiments.select_by_validation(
-            group.assign(method=name, rho=group.setting), within_spread
-        )
-        picked.append(group[rule.selected == 1])
+        ruled = select.mark(group.assign(method=name, rho=group.setting), rule)
+        picked.append(group[ruled.selected == 1])
     return pd.concat(picked) if picked else rows.iloc[:0]
 
 
@@ -325,25 +321,29 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
 
     The families are those of :func:`with_names` that vary a setting: SAM's and ASAM's ρ, each
     regularizer's strength (ERM and the two ends vary none and are left out). One rule for all,
-    :func:`~hsam_core.experiments.select_by_validation` on ``method = trained_with`` and
-    ``rho = setting``: the setting with the lowest median validation MSE; it never sees θ.
+    the book's (:func:`hsam_core.select.mark` on ``method = trained_with`` and
+    ``rho = setting``); it never sees θ.
 
     One row per family (index ``family``), in the order of ``results``: ``grid`` (the family's
     settings, ascending), ``rule picks`` (the rule's setting), ``configuration`` (its label,
     the ``method`` of its rows), ``<column> median`` there, ``seeds`` and ``settled seeds``
     there (NaN without a ``converged`` column); ``best in hindsight`` (the setting with the
     lowest median ``column``, which the rule may not look at) and ``best <column> median``;
-    and ``extrapolation MSE picks``, the setting that the lowest median ``extrap_mse`` would
-    pick instead of the validation MSE (NaN where no run has one). ``results`` holds the
-    store's rows, one per run × seed; a non-finite ``val_mse`` is refused as by the rule."""
+    and what the lowest median validation MSE and extrapolation MSE would pick instead
+    (``validation MSE picks``, ``extrapolation MSE picks``; NaN where no run has one). A
+    non-finite ``val_mse`` is refused, naming the family. ``results`` holds the store's rows,
+    one per run × seed."""
     rows = with_names(results) if "trained_with" not in results else results
     rows = rows[rows.setting.notna()]
     picks = []
     for family, group in rows.groupby("trained_with", sort=False):
-        ruled = experiments.select_by_validation(group.assign(method=family, rho=group.setting))
+        if not np.isfinite(group.val_mse.to_numpy(dtype=float)).all():
+            raise ValueError(f"family_picks: non-finite validation MSE in {family!r}")
+        ruled = select.mark(group.assign(method=family, rho=group.setting))
         chosen = group[ruled.selected == 1]
         by_setting = group.groupby("setting")
         hindsight = by_setting[column].median()
+        val = by_setting.val_mse.median()
         extrap = by_setting.extrap_mse.median() if "extrap_mse" in group else pd.Series(dtype=float)
         picks.append(
             {
@@ -358,6 +358,7 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
                 else np.nan,
                 "best in hindsight": hindsight.idxmin() if hindsight.notna().any() else np.nan,
                 f"best {column} median": hindsight.min(),
+                "validation MSE picks": val.idxmin(),
                 "extrapolation MSE picks": extrap.idxmin() if extrap.notna().any() else np.nan,
             }
         )
@@ -398,25 +399,38 @@ def strip_plot(
     return order
 
 
-# The task tables of the book's results chapter: each task's grid, the study of its chapter
-# joined with the radii trained apart (reaction–diffusion's full ρ grids).
+# The task tables of the book's results chapter: each task's settled grid (reaction–diffusion's
+# chapter study joined with the radii trained apart); the pendulum images, not yet retrained,
+# by their fixed-length grid.
 BOOK_TABLES = {
-    "pendulum": ("pendulum",),
+    "pendulum": ("pendulum_settled",),
     "pendulum_images": ("pendulum_images",),
     "reaction_diffusion": ("reaction_diffusion", "reaction_diffusion_rho"),
-    "duffing": ("duffing",),
-    "duffing_identifiable": ("duffing_identifiable",),
+    "duffing": ("duffing_settled",),
+    "duffing_identifiable": ("duffing_identifiable_settled",),
     "wind_tunnel": ("wind_tunnel",),
     "light_tunnel": ("light_tunnel",),
 }
 
 
-def book_results(tables: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+def book_results(
+    tables: dict[str, Sequence[str]] | None = None, missing: str | None = None
+) -> pd.DataFrame:
     """Every task's table from the store (default :data:`BOOK_TABLES`): the rows of its
-    studies joined, each method's ρ chosen by the θ-free rule over the joined grid, a ``file``
-    column naming the table (see :func:`hsam_core.results.joined`)."""
+    studies joined, each method's setting chosen by the book's rule over the joined grid, a
+    ``file`` column naming the table (see :func:`hsam_core.results.joined`). ``missing`` as in
+    :func:`results`; with ``"skip"`` the runs left out are listed, per study, in
+    ``DataFrame.attrs["missing"]``."""
     tables = BOOK_TABLES if tables is None else tables
-    return joined({name: [results(s) for s in names] for name, names in tables.items()})
+    frames = {name: [results(s, missing) for s in names] for name, names in tables.items()}
+    joined_rows = joined(frames)
+    joined_rows.attrs["missing"] = {
+        s: sorted(set(f.attrs.get("missing", [])))
+        for names, fs in zip(tables.values(), frames.values())
+        for s, f in zip(names, fs)
+        if f.attrs.get("missing")
+    }
+    return joined_rows
 
 
 def profile(tasks: Sequence[str] | None = None) -> pd.DataFrame:
@@ -490,8 +504,9 @@ def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
     of :mod:`hsam_core.select` read them: ``{"<task> / <family>": rows}``, each grid's
     :class:`~hsam_core.select.Context` (the family's direction and default, the task's noise
     level, θ̂'s identified columns), and per study the configurations the store lacks (left
-    out, never silently: the caller prints them)."""
-    grids, contexts, missing = {}, {}, {}
+    out, never silently: the caller prints them). Studies of one task add their settings to
+    one grid per family (a setting trained twice is refused by the rules)."""
+    parts, contexts, missing = {}, {}, {}
     for name in names:
         study = _study(name)
         rows = results(study, missing="skip")
@@ -500,10 +515,15 @@ def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
         if not len(rows):
             continue
         task = study.build_task()
+        noise = task.noise or None  # noise-free data: no level for the discrepancy principle
         rows, theta = identified_columns(with_names(rows), task)
         for family, grid in rows[rows.kind != "erm"].groupby("trained_with", sort=False):
-            if grid.setting.nunique() >= 2:
-                key = f"{study.task} / {family}"
-                grids[key] = grid.dropna(axis=1, how="all")
-                contexts[key] = select.Context.of(family, noise=task.noise, theta=theta)
-    return grids, contexts, missing
+            key = f"{study.task} / {family}"
+            parts.setdefault(key, []).append(grid)
+            contexts[key] = select.Context.of(family, noise=noise, theta=theta)
+    grids = {}
+    for key, grid in parts.items():
+        grid = pd.concat(grid, ignore_index=True)
+        if grid.setting.nunique() >= 2:
+            grids[key] = grid.dropna(axis=1, how="all")
+    return grids, {k: contexts[k] for k in grids}, missing

@@ -536,10 +536,14 @@ def duffing_identifiable_settled() -> Study:
     return _duffing_settled("duffing_identifiable_settled", "duffing_identifiable")
 
 
-# The studies trained by the settling protocol, one per task, in the book's order: the grids on
-# which the θ-free rules are judged (hsam_core.select, scripts/evaluate_rules.py).
+# The studies whose every run has settled or was trained by the settling protocol, in the book's
+# order: the grids on which the θ-free rules are judged (hsam_core.select,
+# scripts/evaluate_rules.py). Reaction–diffusion's two studies (its learning-rate schedule, every
+# seed settled) are one grid per family; the pendulum images are not settled yet.
 SETTLED = (
     "pendulum_settled",
+    "reaction_diffusion",
+    "reaction_diffusion_rho",
     "duffing_settled",
     "duffing_identifiable_settled",
     "wind_tunnel",

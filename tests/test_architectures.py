@@ -108,7 +108,7 @@ def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
         + rows("SiLU", "SAM (nn)", [0.03, 0.1], [1.0, 2.0])  # grid not whole: no pick
         + rows("SiLU", "ERM", [float("nan")], [1.0])  # not retuned
     )
-    picked = report.retuned(table, studies.RETUNE)
+    picked = report.retuned(table, studies.RETUNE, rule="validation")
     choice = picked.groupby(["architecture", "trained_with"]).setting.agg(["first", "size"])
     assert choice.to_dict("index") == {
         ("deeper", "L2"): {"first": 1e-3, "size": 5},
@@ -116,8 +116,15 @@ def test_retuned_applies_the_books_rule_per_network_and_only_to_whole_grids():
         ("SiLU", "L2"): {"first": 1e-4, "size": 5},
     }
     assert report.retuned(table[table.trained_with == "ERM"], studies.RETUNE).empty
+    # the book's rule (each family's fixed default) on every network whose grid is whole
+    default = report.retuned(table, studies.RETUNE).groupby(["architecture", "trained_with"])
+    assert default.setting.first().to_dict() == {
+        ("deeper", "L2"): 1e-3,
+        ("deeper", "SAM (nn)"): 0.1,
+        ("SiLU", "L2"): 1e-3,
+    }
     # within the seeds' spread (IQR 2e-3) of the best: the largest such value
-    wide = report.retuned(table, studies.RETUNE, within_spread=True)
+    wide = report.retuned(table, studies.RETUNE, rule="within_spread")
     assert wide.groupby(["architecture", "trained_with"]).setting.first().to_dict() == {
         ("deeper", "L2"): 1e-3,
         ("deeper", "SAM (nn)"): 0.3,
@@ -175,6 +182,6 @@ def test_by_family_chooses_a_regularizers_strength_by_the_rule_that_chooses_rho(
         ("one", "L2"): {"first": 1e-3, "size": 5},  # one strength: selected as it is
         ("one", "L2 [grey-box]"): {"first": 1e-3, "size": 5},
     }
-    # without select, no column is invented and the input is untouched
-    assert "selected" not in report.by_family(table, select=False)
+    # without mark, no column is invented and the input is untouched
+    assert "selected" not in report.by_family(table, mark=False)
     assert "configuration" not in table and set(table.method) >= {"L2 λ=0.01"}

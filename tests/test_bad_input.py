@@ -12,8 +12,7 @@ import pytest
 import torch
 
 import hsam_core as hc
-from hsam_core import settings
-from hsam_core.experiments import select_by_validation
+from hsam_core import select, settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -217,14 +216,14 @@ def test_trajectories_and_pairs_refuse_bad_tensors():
         hc.Pairs(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, 1))
 
 
-# --- select_by_validation ----------------------------------------------------------------------
+# --- select.mark: the rule applied to a chapter's table -----------------------------------------
 
 
 def grid_rows():
     """SAM at two radii, three seeds each: ρ = 0.1 is best on every seed."""
     return pd.DataFrame(
         {
-            "method": ["SAM"] * 6,
+            "method": ["SAM (nn)"] * 6,
             "rho": [0.1] * 3 + [0.2] * 3,
             "seed": [0, 1, 2] * 2,
             "val_mse": [1.0, 1.1, 1.2, 2.0, 2.1, 2.2],
@@ -232,31 +231,33 @@ def grid_rows():
     )
 
 
-def test_select_by_validation_refuses_repeated_row_labels():
+def test_mark_refuses_repeated_row_labels():
     rows = grid_rows()
-    assert select_by_validation(rows).selected.tolist() == [1, 1, 1, 0, 0, 0]
-    # a concat without ignore_index: labels 0..2 twice; .loc marked both radii before
+    assert select.mark(rows, "validation").selected.tolist() == [1, 1, 1, 0, 0, 0]
+    # a concat without ignore_index: labels 0..2 twice; .loc would mark both radii
     repeated = pd.concat([rows.iloc[:3], rows.iloc[3:].reset_index(drop=True)])
-    with pytest.raises(ValueError, match=r"repeated row labels \[0, 1, 2\].*ignore_index=True"):
-        select_by_validation(repeated)
+    with pytest.raises(ValueError, match=r"repeated row labels.*ignore_index=True"):
+        select.mark(repeated, "validation")
 
 
-def test_select_by_validation_refuses_non_finite_scores_by_method_rho_and_seeds():
+def test_mark_refuses_non_finite_scores_by_method_and_seeds():
     rows = grid_rows()
     rows.loc[[1, 2], "val_mse"] = [np.nan, np.inf]  # ρ = 0.1 diverged on two seeds of three
     rows.loc[3:, "val_mse"] = [1.5, 1.5, 1.5]
-    # the median skipped NaN (and inf was not refused): ρ = 0.1 won on its one surviving seed
-    message = r"non-finite validation MSE .* \(method='SAM', rho=0.1\): seeds \[1, 2\]"
-    for spread in (False, True):
+    # a median would skip NaN: ρ = 0.1 would win on its one surviving seed
+    message = r"'SAM \(nn\)'.*non-finite val_mse at \(setting, seed\) \[\[0.1, 1\S*\], \[0.1, 2"
+    for rule in ("validation", "within_spread"):
         with pytest.raises(ValueError, match=message):
-            select_by_validation(rows, within_spread=spread)
+            select.mark(rows, rule)
 
 
-def test_select_by_validation_refuses_a_table_it_cannot_read():
+def test_mark_refuses_a_table_it_cannot_read():
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['val_mse'\]"):
-        select_by_validation(grid_rows().drop(columns="val_mse"))
-    with pytest.raises(TypeError, match="within_spread must be True or False, got 'no'"):
-        select_by_validation(grid_rows(), within_spread="no")
+        select.mark(grid_rows().drop(columns="val_mse"), "validation")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['seed'\]"):
+        select.mark(grid_rows().drop(columns="seed"))
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+        select.mark(grid_rows().to_dict())
 
 
 # --- the quick-mode cache ----------------------------------------------------------------------

@@ -82,6 +82,7 @@ def test_every_rule_runs_on_a_three_radius_grid(toy):
         (dict(rule="median"), "unknown rule"),
         (dict(rule="extrapolation"), "needs extrapolation data"),
         (dict(rule="discrepancy"), "needs the noise level"),
+        (dict(rhos=(0.3, 2.0)), "picks ρ = 1, which rhos"),
         (dict(epochs=100), "settling protocol"),
     ],
 )

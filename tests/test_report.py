@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hsam_core import report
-from hsam_core.experiments import select_by_validation
+from hsam_core import report, select
 
 
 def rows(label, kind, errors, val, extrap=1.0, rho=0.0, regularizer="", strength=np.nan, **extra):
@@ -42,8 +41,9 @@ def l2(weight, errors, val, extrap=1.0, **extra):
 
 
 def grid():
-    """ERM and physics only (no setting), SAM over three ρ (the rule picks 0.03, θ prefers 0.3,
-    the extrapolation MSE 0.1), L2 over two λ (rule and hindsight agree on 0.01)."""
+    """ERM and physics only (no setting), SAM over three ρ (the validation MSE picks 0.03, the
+    default is 0.1, θ prefers 0.3, the extrapolation MSE 0.1), L2 over two λ (the default 1e-3;
+    validation and hindsight agree on 0.01)."""
     return pd.DataFrame(
         rows("ERM", "erm", [0.5, 0.6, 0.7], 1e-3)
         + rows("physics only", "erm", [0.01] * 3, 1e-1)
@@ -60,13 +60,16 @@ def test_family_picks_applies_one_rule_to_every_family_and_shows_hindsight_besid
     assert list(picks.index) == ["SAM (nn)", "L2"]  # ERM and the two ends vary nothing
     sam_pick, l2_pick = picks.loc["SAM (nn)"], picks.loc["L2"]
     assert sam_pick["grid"] == (0.03, 0.1, 0.3)
-    assert sam_pick["rule picks"] == 0.03 and sam_pick["configuration"] == "SAM (nn)"
-    assert sam_pick["theta_rel_error median"] == pytest.approx(0.4)
-    assert sam_pick["seeds"] == 3 and sam_pick["settled seeds"] == 1
+    # the book's rule: each family's fixed default (SAM ρ = 0.1, L2 λ = 1e-3)
+    assert sam_pick["rule picks"] == 0.1 and sam_pick["configuration"] == "SAM (nn)"
+    assert sam_pick["theta_rel_error median"] == pytest.approx(0.2)
+    assert sam_pick["seeds"] == 3 and sam_pick["settled seeds"] == 3
     assert sam_pick["best in hindsight"] == 0.3
     assert sam_pick["best theta_rel_error median"] == pytest.approx(0.1)
+    assert sam_pick["validation MSE picks"] == 0.03
     assert sam_pick["extrapolation MSE picks"] == 0.1
-    assert l2_pick["rule picks"] == 0.01 and l2_pick["configuration"] == "L2 λ=0.01"
+    assert l2_pick["rule picks"] == 0.001 and l2_pick["configuration"] == "L2 λ=0.001"
+    assert l2_pick["validation MSE picks"] == 0.01
     assert l2_pick["best in hindsight"] == 0.01 and l2_pick["settled seeds"] == 3
 
 
@@ -76,7 +79,7 @@ def test_family_picks_other_column_and_refusals():
     assert "best other median" in picks
     broken = grid()
     broken.loc[broken.method == "SAM (nn)", "val_mse"] = np.nan
-    with pytest.raises(ValueError, match="non-finite validation MSE"):
+    with pytest.raises(ValueError, match="non-finite validation MSE in 'SAM \\(nn\\)'"):
         report.family_picks(broken)
     with pytest.raises(ValueError, match="no rows of a method family"):
         report.family_picks(grid()[grid().kind == "erm"])
@@ -118,7 +121,7 @@ def test_by_family_lets_the_rule_pick_every_familys_setting_alike():
     assert list(dict.fromkeys(table.method)) == ["ERM", "physics only", "SAM (nn)", "L2"]
     assert sorted(table[table.method == "L2"].rho.unique()) == [1e-3, 1e-2]
     assert set(table[table.method == "L2"].configuration) == {"L2 λ=0.001", "L2 λ=0.01"}
-    ruled = select_by_validation(table)
+    ruled = select.mark(table)
     chosen = ruled[ruled.selected == 1].drop_duplicates("method").set_index("method").rho
     picks = report.family_picks(grid())
     for family in picks.index:
@@ -161,6 +164,12 @@ def test_rule_grids_name_what_the_store_lacks():
     assert contexts["pendulum / APHYNITY"].stronger == -1
     assert contexts["pendulum / SAM (nn)"].noise == pytest.approx(0.0068)
     assert missing == {}
+    # reaction–diffusion's two studies make one grid per family; its data are noise-free
+    grids, contexts, _ = report.rule_grids(["reaction_diffusion", "reaction_diffusion_rho"])
+    assert sorted(grids["reaction_diffusion / SAM (nn)"].setting.unique()) == pytest.approx(
+        [0.03, 0.05, 0.1, 0.2, 0.3]
+    )
+    assert contexts["reaction_diffusion / ASAM (nn)"].noise is None
     settings.configure(store=settings.BOOK_STORE.parent / "no-store-here")
     grids, _, missing = report.rule_grids(["pendulum_settled"])
     labels = {c.label for c in studies.get("pendulum_settled").configs}

@@ -163,3 +163,27 @@ def test_the_criterion_ranks_by_worst_case_then_grids_within_2x_then_median():
     assert ranked.loc["r4", "worst"] == math.inf and ranked.loc["r1", "grids"] == 3
     with pytest.raises(ValueError, match="no grid of 'ASAM"):
         select.criterion(pd.DataFrame(rows), "ASAM (nn)")
+
+
+def test_mark_applies_the_books_rule_per_method_of_a_chapter_table():
+    """select.mark: the rule's pick per method of a results table (ρ as the setting); a
+    method at one setting is selected as it is; a family without what the rule needs is
+    refused by name."""
+    g = grid(RHOS, val=[1.0, 1.1, 1.5, 3.0])
+    sam = g.assign(method="SAM (nn)", rho=g.setting)
+    erm = g[g.setting == 0.03].assign(method="ERM", rho=0.0)
+    table = pd.concat([erm, sam], ignore_index=True)
+    marked = select.mark(table)  # the book's rule: SAM's fixed default ρ = 0.1
+    assert select.RULE == "fixed_default"
+    assert set(marked[marked.selected == 1].rho) == {0.0, select.DEFAULTS["SAM (nn)"]}
+    assert (marked[marked.method == "ERM"].selected == 1).all()
+    by_val = select.mark(table, "validation")
+    assert set(by_val[(by_val.selected == 1) & (by_val.method == "SAM (nn)")].rho) == {0.03}
+    grey = table.assign(method=table.method.where(table.method == "ERM", "SAM (nn) [grey-box]"))
+    assert set(select.mark(grey).query("selected == 1").rho) == {0.0, 0.1}
+    with pytest.raises(ValueError, match="'LookSAM .* needs a default"):
+        select.mark(table.assign(method=table.method.replace("SAM (nn)", "LookSAM (nn) k=5")))
+    with pytest.raises(ValueError, match="repeated row labels"):
+        select.mark(pd.concat([erm, sam]))
+    with pytest.raises(ValueError, match="unknown rule"):
+        select.mark(table, "median")
