@@ -224,7 +224,8 @@ def table(
     """The results table every chapter shows: per configuration (method, ρ), the seeds, median
     and IQR over seeds of ``columns`` (:func:`~hsam_core.experiments.summarize`), how many seeds
     settled (``converged seeds``, NaN where a run has no θ or no record of it) and whether the
-    rule selected it (``selected``). Runs trained by the protocol
+    rule selected it (``selected``); the seeds, the settled count, the first column's score and
+    the drift come first. Runs trained by the protocol
     (:class:`~hsam_core.train.Settle`) add the median epochs run and the median drift of θ
     before the decay (``drift before decay``): a configuration whose seeds did not all settle
     shows how far θ was still moving when the budget ran out."""
@@ -237,7 +238,12 @@ def table(
         summary["drift before decay"] = group.drift_before_decay.median()
     if "selected" in results:
         summary["selected"] = group.selected.max()
-    return summary
+    # what decides how to read a number first: the seeds, how many settled, the first score
+    # and the drift, then the other scores (a wide table is cut at the page's right edge)
+    first = ["seeds", "converged seeds", f"{columns[0]} median", f"{columns[0]} IQR"]
+    first += ["drift before decay", "epochs"]
+    first = [c for c in first if c in summary]
+    return summary[first + [c for c in summary.columns if c not in first]]
 
 
 COUNTS = ("seeds", "converged seeds", "settled seeds", "epochs", "decay epoch", "selected")
