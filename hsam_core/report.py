@@ -345,11 +345,11 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
     for family, group in rows.groupby("trained_with", sort=False):
         if not np.isfinite(group.val_mse.to_numpy(dtype=float)).all():
             raise ValueError(f"family_picks: non-finite validation MSE in {family!r}")
-        ruled = select.mark(group.assign(method=family, rho=group.setting))
-        chosen = group[ruled.selected == 1]
+        as_method = group.assign(method=family, rho=group.setting)
+        chosen = group[select.mark(as_method).selected == 1]
+        by_val = group[select.mark(as_method, "validation").selected == 1]
         by_setting = group.groupby("setting")
         hindsight = by_setting[column].median()
-        val = by_setting.val_mse.median()
         extrap = by_setting.extrap_mse.median() if "extrap_mse" in group else pd.Series(dtype=float)
         picks.append(
             {
@@ -364,7 +364,7 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
                 else np.nan,
                 "best in hindsight": hindsight.idxmin() if hindsight.notna().any() else np.nan,
                 f"best {column} median": hindsight.min(),
-                "validation MSE picks": val.idxmin(),
+                "validation MSE picks": by_val.setting.iloc[0],
                 "extrapolation MSE picks": extrap.idxmin() if extrap.notna().any() else np.nan,
             }
         )
@@ -428,14 +428,14 @@ def book_results(
     :func:`results`; with ``"skip"`` the runs left out are listed, per study, in
     ``DataFrame.attrs["missing"]``."""
     tables = BOOK_TABLES if tables is None else tables
-    frames = {name: [results(s, missing) for s in names] for name, names in tables.items()}
+    frames, lacking = {}, {}
+    for name, names in tables.items():
+        frames[name] = [results(s, missing) for s in names]
+        for study, rows in zip(names, frames[name]):
+            if rows.attrs.get("missing"):
+                lacking[study] = sorted(set(rows.attrs["missing"]))
     joined_rows = joined(frames)
-    joined_rows.attrs["missing"] = {
-        s: sorted(set(f.attrs.get("missing", [])))
-        for names, fs in zip(tables.values(), frames.values())
-        for s, f in zip(names, fs)
-        if f.attrs.get("missing")
-    }
+    joined_rows.attrs["missing"] = lacking
     return joined_rows
 
 
