@@ -40,7 +40,9 @@ def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
     ``KeyError`` naming the runs and the command that trains them (the default in full mode);
     ``"train"`` trains them now into the store (the default in quick mode, whose store is a
     scratch folder); ``"skip"`` leaves them out and lists them in
-    ``DataFrame.attrs["missing"]``."""
+    ``DataFrame.attrs["missing"]``, and the methods (as :func:`by_family` names them) whose
+    grid they leave incomplete in ``DataFrame.attrs["incomplete"]``, which
+    :func:`hsam_core.select.mark` then selects nowhere."""
     study = _study(study)
     if missing is None:
         missing = "train" if settings.get().quick else "error"
@@ -65,6 +67,8 @@ def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
     rows = store.lookup(present, study.task) if present else stored.iloc[:0]
     rows = rows.assign(selected=0)
     rows.attrs["missing"] = [c.label for c in absent]
+    lacking = pd.DataFrame([store.fields(study.spec(c)) for c in absent])
+    rows.attrs["incomplete"] = sorted(set(by_family(lacking, mark=False).method)) if absent else []
     return rows
 
 
@@ -184,21 +188,30 @@ def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     ``"L2"`` where a table has one strength). Other rows keep their method and ρ. With
     ``mark`` the book's rule (:func:`hsam_core.select.mark`) is applied afresh per table
     (``file``, else ``task``, else the whole table): a family run at one strength is selected
-    as it is, a family run over a grid gets the setting the rule picks."""
+    as it is, a family run over a grid gets the setting the rule picks, and a method named in
+    ``rows.attrs["incomplete"]`` (a dict per table from :func:`book_results`, or one list from
+    :func:`results`) is selected nowhere; the result's ``attrs["incomplete"]`` keeps them."""
     named = with_names(rows)
     out = rows.copy()
     out["configuration"] = rows["method"]
+    out["rho"] = rows["rho"].astype(float)
     regularized = (rows["kind"] == "regularized").to_numpy()
     suffix = rows["method"].astype(str).str.extract(r"( \[.*\])$")[0].fillna("")
     out.loc[regularized, "method"] = (named["trained_with"] + suffix)[regularized]
     out.loc[regularized, "rho"] = named["setting"][regularized].astype(float)
     if not mark or not len(out):
         return out
+    incomplete = rows.attrs.get("incomplete", [])
     table = "file" if "file" in out else "task" if "task" in out else None
-    if table is None:  # one table
-        return select.mark(out)
-    chosen = [select.mark(g) for _, g in out.groupby(table, sort=False)]
-    return pd.concat(chosen).loc[out.index]
+    if table is None or not isinstance(incomplete, dict):  # one table
+        return select.mark(out, incomplete=incomplete)
+    chosen = [
+        select.mark(g, incomplete=incomplete.get(name, ()))
+        for name, g in out.groupby(table, sort=False)
+    ]
+    marked = pd.concat(chosen).loc[out.index]
+    marked.attrs["incomplete"] = incomplete
+    return marked
 
 
 def retuned(rows: pd.DataFrame, grids: dict, rule: str = select.RULE) -> pd.DataFrame:
@@ -426,16 +439,20 @@ def book_results(
     studies joined, each method's setting chosen by the book's rule over the joined grid, a
     ``file`` column naming the table (see :func:`hsam_core.results.joined`). ``missing`` as in
     :func:`results`; with ``"skip"`` the runs left out are listed, per study, in
-    ``DataFrame.attrs["missing"]``."""
+    ``DataFrame.attrs["missing"]``, and the methods whose grid they leave incomplete, per
+    table, in ``DataFrame.attrs["incomplete"]`` (:func:`by_family` selects none of them)."""
     tables = BOOK_TABLES if tables is None else tables
-    frames, lacking = {}, {}
+    frames, lacking, incomplete = {}, {}, {}
     for name, names in tables.items():
         frames[name] = [results(s, missing) for s in names]
         for study, rows in zip(names, frames[name]):
             if rows.attrs.get("missing"):
                 lacking[study] = sorted(set(rows.attrs["missing"]))
-    joined_rows = joined(frames)
+                incomplete.setdefault(name, set()).update(rows.attrs["incomplete"])
+    incomplete = {name: sorted(methods) for name, methods in incomplete.items()}
+    joined_rows = joined(frames, incomplete)
     joined_rows.attrs["missing"] = lacking
+    joined_rows.attrs["incomplete"] = incomplete
     return joined_rows
 
 

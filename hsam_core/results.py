@@ -14,7 +14,7 @@ Nothing here names a task: a task added to the tables joins every table.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -36,12 +36,16 @@ REQUIRED_COLUMNS = (
 ERM = "ERM"
 
 
-def joined(tables: Mapping[str, Sequence[pd.DataFrame]]) -> pd.DataFrame:
+def joined(
+    tables: Mapping[str, Sequence[pd.DataFrame]],
+    incomplete: Mapping[str, Collection[str]] | None = None,
+) -> pd.DataFrame:
     """The rows of several tables in one, in the order given, with a ``file`` column naming
     each row's table: ``{table: [frames]}``, a task's table being the rows of one or more
     studies of it (a chapter's grid and the extra radii trained apart). Each table's frames are
     joined and the book's θ-free rule (:func:`hsam_core.select.mark`) chooses each method's ρ
-    over the whole joined grid. A frame without one of
+    over the whole joined grid, selecting none of the methods ``incomplete[table]`` names
+    (grids that lack planned settings: :func:`hsam_core.select.mark`). A frame without one of
     :data:`REQUIRED_COLUMNS` (``selected`` aside) raises ``ValueError`` naming the table and
     the columns; an empty mapping or table is an error too."""
     if not tables:
@@ -56,7 +60,8 @@ def joined(tables: Mapping[str, Sequence[pd.DataFrame]]) -> pd.DataFrame:
         missing = [c for c in required if c not in rows.columns]
         if missing:
             raise ValueError(f"table {name!r}: missing required column(s) {', '.join(missing)}")
-        frames.append(select.mark(rows).assign(file=name))
+        marked = select.mark(rows, incomplete=(incomplete or {}).get(name, ()))
+        frames.append(marked.assign(file=name))
     return pd.concat(frames, ignore_index=True, sort=False)
 
 

@@ -49,7 +49,7 @@ whether θ settled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,7 +289,11 @@ RULE = "fixed_default"
 
 
 def mark(
-    results: pd.DataFrame, rule: str = RULE, noise: float | None = None, theta=None
+    results: pd.DataFrame,
+    rule: str = RULE,
+    noise: float | None = None,
+    theta=None,
+    incomplete: Collection[str] = (),
 ) -> pd.DataFrame:
     """A chapter's table with the rule's pick marked: ``results`` (one row per run × seed, with
     ``method``, ``rho`` — the setting, a regularizer's strength in :func:`report.by_family
@@ -298,7 +302,13 @@ def mark(
     :data:`RULE`) picks per method, ``0`` elsewhere. A method run at one setting is selected as
     it is. The rule's context is :meth:`Context.of` the method's family (a suffix such as
     ``" [grey-box]"`` dropped) with ``noise`` and ``theta``; what a rule cannot read is refused
-    with the method named, as by the rules."""
+    with the method named, as by the rules.
+
+    ``incomplete`` names methods whose grid lacks settings that were planned (a study's runs not
+    yet in the store, :func:`report.results(missing="skip") <hsam_core.report.results>`): none
+    of their rows is selected — the part of a grid that exists never stands in for the setting
+    the rule would pick on the whole — and the result's ``attrs["incomplete"]`` lists those
+    present in ``results``."""
     if rule not in RULES:
         raise ValueError(f"mark: unknown rule {rule!r}; rules: {sorted(RULES)}")
     if not isinstance(results, pd.DataFrame):
@@ -310,8 +320,15 @@ def mark(
         raise ValueError(
             "mark: the table has repeated row labels; use pd.concat(ignore_index=True)"
         )
+    if isinstance(incomplete, str):
+        raise TypeError(
+            f"mark: incomplete must be a collection of method names, not {incomplete!r}"
+        )
     marked = results.assign(selected=0)
+    marked.attrs["incomplete"] = sorted(set(incomplete) & set(results.method))
     for method, rows in results.groupby("method", sort=False):
+        if method in incomplete:
+            continue
         if rows.rho.nunique() == 1:
             marked.loc[rows.index, "selected"] = 1
             continue

@@ -187,3 +187,21 @@ def test_mark_applies_the_books_rule_per_method_of_a_chapter_table():
         select.mark(pd.concat([erm, sam]))
     with pytest.raises(ValueError, match="unknown rule"):
         select.mark(table, "median")
+
+
+def test_mark_selects_nothing_of_a_grid_that_lacks_planned_settings():
+    """select.mark(incomplete=...): a method whose grid lacks planned settings is selected
+    nowhere, even where one setting alone would be "selected as it is" — the part of a grid
+    never stands in for the rule's pick on the whole; attrs names it; a bare string is refused.
+    Without the argument the same table selects the lone setting (the gap this closes)."""
+    g = grid(RHOS, val=[1.0, 1.1, 1.5, 3.0])
+    l2 = g[g.setting == 0.03].assign(method="L2", rho=1e-4)  # one of L2's three strengths
+    sam = g.assign(method="SAM (nn)", rho=g.setting)
+    table = pd.concat([l2, sam], ignore_index=True)
+    assert (select.mark(table)[lambda t: t.method == "L2"].selected == 1).all()
+    marked = select.mark(table, incomplete=["L2", "APHYNITY"])
+    assert (marked[marked.method == "L2"].selected == 0).all()
+    assert set(marked[marked.selected == 1].rho) == {select.DEFAULTS["SAM (nn)"]}
+    assert marked.attrs["incomplete"] == ["L2"]  # APHYNITY has no rows here
+    with pytest.raises(TypeError, match="collection of method names"):
+        select.mark(table, incomplete="L2")

@@ -4,6 +4,7 @@ run stored twice, an unknown study. Every test works on the scratch store of con
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -57,6 +58,28 @@ def test_a_written_run_reads_back_the_same_and_the_store_is_sound():
     assert store.check() == []
     paths = report.paths(STUDY)
     assert paths.epoch.tolist() == [1, 2, 3, 1, 2, 3] and set(paths.method) == {"ERM"}
+
+
+def test_a_grid_with_a_run_missing_is_selected_nowhere():
+    """report.results(missing="skip") names the methods whose grid the missing runs leave
+    incomplete, and report.by_family selects none of their rows: L2 trained at one of its two
+    strengths does not stand in for the strength the book's rule would pick."""
+    from hsam_core.regularizers import L2
+
+    configs = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3)]
+    study = dataclasses.replace(STUDY, name="tiny_l2", configs=(STUDY.configs[0], *configs))
+    for config in study.configs[:2]:  # ERM and L2 λ=1e-4; L2 λ=1e-3 (the default) is missing
+        _, _, rows, theta = fake_run(config)
+        spec = study.spec(config)
+        key = run_key(spec)
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    rows = report.results(study, missing="skip")
+    assert rows.attrs["missing"] == ["L2 λ=0.001"] and rows.attrs["incomplete"] == ["L2"]
+    families = report.by_family(rows)
+    assert set(families.method) == {"ERM", "L2"}
+    assert families.attrs["incomplete"] == ["L2"]
+    assert (families[families.method == "L2"].selected == 0).all()
+    assert (families[families.method == "ERM"].selected == 1).all()
 
 
 def test_a_run_is_never_overwritten_silently():
