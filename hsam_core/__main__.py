@@ -134,7 +134,9 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="check the results store (schema, keys, specs)")
 
-    keep = commands.add_parser("weights", help="copy cached weights of stored runs into the store")
+    keep = commands.add_parser(
+        "weights", help="copy cached weights (and θ paths) of stored runs into the store"
+    )
     keep.add_argument("studies", nargs="+", metavar="STUDY", help="study names, or 'all'")
 
     cost = commands.add_parser("profile", help="CPU-hours of the stored runs, per task")

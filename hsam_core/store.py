@@ -254,6 +254,23 @@ def write(
     (store / SPECS).write_text("\n".join(lines) + "\n")
 
 
+def write_paths(key: str, paths: pd.DataFrame, store: pathlib.Path | None = None) -> None:
+    """Add the θ paths (:func:`path_rows`) of the stored run ``key``, which has none (a run
+    imported from a table, whose history a local cache kept). A run that is not stored, or
+    that has paths already, is refused with ``ValueError`` naming it."""
+    store = store or folder()
+    spec = read_specs(store).get(key)
+    if spec is None:
+        raise ValueError(f"run {key} is not in the store {store}: write its rows before its paths")
+    if set(paths.key) != {key}:
+        raise ValueError(f"run {key}: the paths belong to {sorted(set(paths.key))}")
+    old = read_paths(spec["task"], store)
+    if len(old) and (old.key == key).any():
+        raise ValueError(f"run {key} has θ paths in the store already")
+    table = pd.concat([old, paths], ignore_index=True) if len(old) else paths
+    table.to_csv(store / f"{spec['task']}_theta.csv", index=False, float_format=FLOAT_FORMAT)
+
+
 def weights_path(key: str, store: pathlib.Path | None = None) -> pathlib.Path:
     """Where the weights of the run ``key`` are kept."""
     return (store or folder()) / WEIGHTS / f"{key}.pt"

@@ -306,17 +306,26 @@ def _sweep_on_ray(
 
 
 def keep_weights(names: Sequence[Study | str]) -> tuple[int, int]:
-    """Copy into the store the weights of the runs of ``names`` that the store holds without
-    weights but the local cache has (runs trained before the store kept weights). Returns
-    (copied, still without weights)."""
+    """Copy into the store what the local cache keeps of the stored runs of ``names`` and the
+    store lacks (runs trained or imported before the store kept them): their weights, and
+    their θ paths where the store has none. Returns (runs whose weights were copied, runs still
+    without weights)."""
     _, done = plan(names)
     copied = lacking = 0
     for job in done:
-        if store.read_weights(job.key) is not None:
+        has_weights = store.read_weights(job.key) is not None
+        paths = store.read_paths(job.spec["task"])
+        has_paths = bool(len(paths)) and bool((paths.key == job.key).any())
+        if has_weights and has_paths:
             continue
-        if job.path.exists():
-            store.write_weights(job.key, torch.load(job.path, weights_only=False)["model"])
+        if not job.path.exists():
+            lacking += not has_weights
+            continue
+        payload = torch.load(job.path, weights_only=False)
+        if not has_weights:
+            store.write_weights(job.key, payload["model"])
             copied += 1
-        else:
-            lacking += 1
+        theta = payload["history"].theta
+        if not has_paths and theta:
+            store.write_paths(job.key, store.path_rows(job.key, theta, job.spec["seeds"]))
     return copied, lacking

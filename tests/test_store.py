@@ -155,6 +155,29 @@ def test_the_spec_in_the_store_is_the_runs_canonical_specification():
     assert history.theta["omega2"].shape == (3, 2)
 
 
+def test_keep_weights_copies_a_cached_runs_weights_and_theta_paths_into_the_store():
+    """sweep.keep_weights: a stored run without weights or paths (imported from a table) gets
+    both from the local cache's payload; a second call copies nothing; write_paths refuses a
+    run that has paths already or is not stored."""
+    from hsam_core import experiments, sweep
+
+    spec, key, rows, theta = fake_run(STUDY.configs[0])
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))  # no paths
+    history = History(torch.zeros(3, 2), theta, torch.zeros(3, 2), 1.0)
+    payload = {"rows": rows, "history": history, "model": {"w": torch.ones(2)}, "key": spec}
+    experiments.save_result(payload, experiments.cache_path(spec))
+    assert store.read_weights(key) is None and not len(store.read_paths("pendulum"))
+    assert sweep.keep_weights([STUDY]) == (1, 0)  # SAM's run is not stored: not counted
+    assert torch.equal(store.read_weights(key)["w"], torch.ones(2))
+    paths = store.read_paths("pendulum")
+    assert set(paths.key) == {key} and paths.epoch.tolist() == [1, 2, 3, 1, 2, 3]
+    assert sweep.keep_weights([STUDY]) == (0, 0) and store.check() == []
+    with pytest.raises(ValueError, match="has θ paths in the store already"):
+        store.write_paths(key, store.path_rows(key, theta, STUDY.seeds))
+    with pytest.raises(ValueError, match="is not in the store"):
+        store.write_paths("nokey", store.path_rows("nokey", theta, STUDY.seeds))
+
+
 def test_merge_adds_another_stores_runs_and_refuses_other_numbers(tmp_path):
     other = tmp_path / "other"
     erm, sam = STUDY.configs
