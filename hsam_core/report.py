@@ -86,6 +86,23 @@ def paths(study: Study | str) -> pd.DataFrame:
     return table.join(labels, on="key")
 
 
+def path_series(paths: pd.DataFrame, label: str, rho: float = 0.0) -> dict[str, torch.Tensor]:
+    """The stored θ paths (:func:`paths`) of one configuration as a history's θ:
+    ``{name: (epochs kept, seeds)}``, for :func:`hsam_core.experiments.theta_drift` and
+    plots. A configuration without paths raises ``KeyError`` naming it."""
+    mine = paths[(paths.method == label) & np.isclose(paths.rho, rho)] if len(paths) else paths
+    if not len(mine):
+        raise KeyError(f"the store has no θ paths of {label} ρ={rho:g}")
+    names = [c.removeprefix("theta_") for c in mine.columns if c.startswith("theta_")]
+    return {
+        name: torch.tensor(
+            mine.pivot(index="epoch", columns="seed", values=f"theta_{name}").to_numpy()
+        )
+        for name in names
+        if mine[f"theta_{name}"].notna().all()
+    }
+
+
 def config(study: Study | str, label: str, rho: float | None = None) -> experiments.Config:
     """The configuration of ``study`` labelled ``label`` (at ``rho`` when several are)."""
     study = _study(study)
