@@ -20,7 +20,14 @@ from .metrics import (
     top_hessian_eigenvalue,
 )
 from .regularizers import L2, Aphynity, Orthogonality, Regularizer
-from .runtime import default_device, pick, quick_mode, seed_everything, set_cpu_threads
+from .runtime import (
+    default_device,
+    pick,
+    quick_mode,
+    seed_everything,
+    set_cpu_threads,
+    setup_chapter,
+)
 from .sam import SAM, LookSAM
 from .select import Choice, choose_rho
 from .train import History, Method, Settle, check_optimizer, fit, make_optimizer
@@ -69,4 +76,5 @@ __all__ = [
     "seed_everything",
     "default_device",
     "set_cpu_threads",
+    "setup_chapter",
 ]

@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from . import settings
+from . import plotting, settings
 
 T = TypeVar("T")
 
@@ -49,3 +49,15 @@ def set_cpu_threads(n: int = 1) -> None:
     and two jobs with two threads each on a 2-core machine run ~10× slower than with one each.
     """
     torch.set_num_threads(n)
+
+
+def setup_chapter(seed: int = 0) -> tuple[bool, torch.device]:
+    """What every chapter runs first: one CPU thread (tiny models run fastest single-threaded;
+    no effect on a GPU), the book's plot style, every generator seeded with ``seed``. Prints
+    the mode and device and returns ``(quick mode, device)``."""
+    set_cpu_threads(1)
+    plotting.use_style()
+    seed_everything(seed)
+    quick, device = quick_mode(), default_device()
+    print("quick mode:", quick, "| device:", device.type)
+    return quick, device
