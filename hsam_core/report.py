@@ -366,8 +366,9 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
     there (NaN without a ``converged`` column); ``best in hindsight`` (the setting with the
     lowest median ``column``, which the rule may not look at) and ``best <column> median``;
     and what the lowest median validation MSE and extrapolation MSE would pick instead
-    (``validation MSE picks``, ``extrapolation MSE picks``; NaN where no run has one). A
-    non-finite ``val_mse`` is refused, naming the family. ``results`` holds the store's rows,
+    (``validation MSE picks``, ``extrapolation MSE picks``: :func:`hsam_core.select.mark` with
+    those rules; NaN where no run has an extrapolation score, refused where only some have).
+    A non-finite ``val_mse`` is refused, naming the family. ``results`` holds the store's rows,
     one per run × seed."""
     rows = with_names(results) if "trained_with" not in results else results
     rows = rows[rows.setting.notna()]
@@ -378,9 +379,10 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
         as_method = group.assign(method=family, rho=group.setting)
         chosen = group[select.mark(as_method).selected == 1]
         by_val = group[select.mark(as_method, "validation").selected == 1]
-        by_setting = group.groupby("setting")
-        hindsight = by_setting[column].median()
-        extrap = by_setting.extrap_mse.median() if "extrap_mse" in group else pd.Series(dtype=float)
+        hindsight = group.groupby("setting")[column].median()
+        by_extrap = np.nan  # a task without an extrapolation split
+        if "extrap_mse" in group and group.extrap_mse.notna().any():
+            by_extrap = group[select.mark(as_method, "extrapolation").selected == 1].setting.iloc[0]
         picks.append(
             {
                 "family": family,
@@ -395,7 +397,7 @@ def family_picks(results: pd.DataFrame, column: str = "theta_rel_error") -> pd.D
                 "best in hindsight": hindsight.idxmin() if hindsight.notna().any() else np.nan,
                 f"best {column} median": hindsight.min(),
                 "validation MSE picks": by_val.setting.iloc[0],
-                "extrapolation MSE picks": extrap.idxmin() if extrap.notna().any() else np.nan,
+                "extrapolation MSE picks": by_extrap,
             }
         )
     if not picks:
