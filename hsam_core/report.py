@@ -219,12 +219,15 @@ def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     if not mark or not len(out):
         return out
     incomplete = rows.attrs.get("incomplete", [])
+
+    def lacking(name) -> Sequence[str]:  # per table (book_results), or one list (results)
+        return incomplete.get(name, ()) if isinstance(incomplete, dict) else incomplete
+
     table = "file" if "file" in out else "task" if "task" in out else None
-    if table is None or not isinstance(incomplete, dict):  # one table
-        return select.mark(out, incomplete=incomplete)
+    if table is None:  # one table
+        return select.mark(out, incomplete=lacking(None))
     chosen = [
-        select.mark(g, incomplete=incomplete.get(name, ()))
-        for name, g in out.groupby(table, sort=False)
+        select.mark(g, incomplete=lacking(name)) for name, g in out.groupby(table, sort=False)
     ]
     marked = pd.concat(chosen).loc[out.index]
     marked.attrs["incomplete"] = incomplete
