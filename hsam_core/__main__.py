@@ -64,10 +64,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    copied, lacking = sweep.keep_weights(args.studies)
+    copied, lacking, differing = sweep.keep_weights(args.studies, replace=args.replace)
     print(
         f"weights of {copied} runs copied from the cache into the store; {lacking} runs lack them"
     )
+    for key in differing:
+        print(f"{key}: the cached run is another training than the stored rows: not copied")
+    if differing:
+        print("--replace replaces those runs' rows, θ paths and weights by the cached runs'")
     return 0
 
 
@@ -138,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
         "weights", help="copy cached weights (and θ paths) of stored runs into the store"
     )
     keep.add_argument("studies", nargs="+", metavar="STUDY", help="study names, or 'all'")
+    keep.add_argument(
+        "--replace",
+        action="store_true",
+        help="where the cached run differs from the stored rows, replace them by it",
+    )
 
     cost = commands.add_parser("profile", help="CPU-hours of the stored runs, per task")
     cost.add_argument("tasks", nargs="*", metavar="TASK", help="default: every book task")

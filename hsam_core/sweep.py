@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -305,27 +306,59 @@ def _sweep_on_ray(
             ray.shutdown()
 
 
-def keep_weights(names: Sequence[Study | str]) -> tuple[int, int]:
+def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[int, int, list[str]]:
     """Copy into the store what the local cache keeps of the stored runs of ``names`` and the
     store lacks (runs trained or imported before the store kept them): their weights, and
-    their θ paths where the store has none. Returns (runs whose weights were copied, runs still
-    without weights)."""
+    their θ paths where the store has none.
+
+    A cached run counts as the stored one only if its per-seed scores are the stored rows'
+    (:func:`same_scores`): the same specification trained again is not bit-identical (another
+    machine, thread count or library version), and weights of another training would draw
+    figures that disagree with the tables. Such a run is not copied but listed; with
+    ``replace`` its stored rows, θ paths and weights are all replaced by the cached run's, so
+    that tables and figures are one training (and the numbers move to the re-run's).
+
+    Returns (runs whose weights were copied or replaced, runs still without weights, keys of
+    runs whose cached training differs from the stored one and was left as it is)."""
     _, done = plan(names)
-    copied = lacking = 0
+    copied, lacking, differing = 0, 0, []
     for job in done:
         has_weights = store.read_weights(job.key) is not None
         paths = store.read_paths(job.spec["task"])
         has_paths = bool(len(paths)) and bool((paths.key == job.key).any())
-        if has_weights and has_paths:
-            continue
         if not job.path.exists():
             lacking += not has_weights
             continue
         payload = torch.load(job.path, weights_only=False)
+        theta = payload["history"].theta
+        stored = store.lookup([job.key], job.spec["task"])
+        if not same_scores(stored, pd.DataFrame(payload["rows"])):
+            if not replace:
+                differing.append(job.key)
+                continue
+            rows = store.run_rows(job.key, job.spec, payload["rows"], theta, "re-run (cache)")
+            path_rows = store.path_rows(job.key, theta, job.spec["seeds"]) if theta else None
+            store.write(job.key, job.spec, rows, path_rows, replace=True)
+            store.write_weights(job.key, payload["model"])
+            copied += 1
+            continue
         if not has_weights:
             store.write_weights(job.key, payload["model"])
             copied += 1
-        theta = payload["history"].theta
         if not has_paths and theta:
             store.write_paths(job.key, store.path_rows(job.key, theta, job.spec["seeds"]))
-    return copied, lacking
+    return copied, lacking, differing
+
+
+def same_scores(stored: pd.DataFrame, other: pd.DataFrame, rtol: float = 1e-6) -> bool:
+    """Whether two sets of a run's rows (one per seed) hold the same training: the same seeds
+    and, seed by seed, the same θ error and validation MSE (to ``rtol``; NaN equal to NaN)."""
+    a, b = stored.sort_values("seed"), other.sort_values("seed")
+    if a.seed.astype(int).tolist() != b.seed.astype(int).tolist():
+        return False
+    return all(
+        np.allclose(
+            a[c].to_numpy(dtype=float), b[c].to_numpy(dtype=float), rtol=rtol, equal_nan=True
+        )
+        for c in ("theta_rel_error", "val_mse")
+    )

@@ -167,15 +167,37 @@ def test_keep_weights_copies_a_cached_runs_weights_and_theta_paths_into_the_stor
     payload = {"rows": rows, "history": history, "model": {"w": torch.ones(2)}, "key": spec}
     experiments.save_result(payload, experiments.cache_path(spec))
     assert store.read_weights(key) is None and not len(store.read_paths("pendulum"))
-    assert sweep.keep_weights([STUDY]) == (1, 0)  # SAM's run is not stored: not counted
+    assert sweep.keep_weights([STUDY]) == (1, 0, [])  # SAM's run is not stored: not counted
     assert torch.equal(store.read_weights(key)["w"], torch.ones(2))
     paths = store.read_paths("pendulum")
     assert set(paths.key) == {key} and paths.epoch.tolist() == [1, 2, 3, 1, 2, 3]
-    assert sweep.keep_weights([STUDY]) == (0, 0) and store.check() == []
+    assert sweep.keep_weights([STUDY]) == (0, 0, []) and store.check() == []
     with pytest.raises(ValueError, match="has θ paths in the store already"):
         store.write_paths(key, store.path_rows(key, theta, STUDY.seeds))
     with pytest.raises(ValueError, match="is not in the store"):
         store.write_paths("nokey", store.path_rows("nokey", theta, STUDY.seeds))
+
+
+def test_keep_weights_never_pairs_the_stored_rows_with_another_trainings_weights():
+    """A cached run of the same spec whose scores differ from the stored rows (trained again,
+    elsewhere) is not copied but named; with replace=True rows, paths and weights are all the
+    cached run's."""
+    from hsam_core import experiments, sweep
+
+    spec, key, rows, theta = fake_run(STUDY.configs[0], error=0.5)
+    store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    _, _, other, _ = fake_run(STUDY.configs[0], error=0.4)  # another training of it
+    history = History(torch.zeros(3, 2), theta, torch.zeros(3, 2), 1.0)
+    payload = {"rows": other, "history": history, "model": {"w": torch.ones(2)}, "key": spec}
+    experiments.save_result(payload, experiments.cache_path(spec))
+    assert sweep.keep_weights([STUDY]) == (0, 0, [key])
+    assert store.read_weights(key) is None and not len(store.read_paths("pendulum"))
+    assert store.read("pendulum").theta_rel_error.tolist() == [0.5, 1.5]  # untouched
+    assert sweep.keep_weights([STUDY], replace=True) == (1, 0, [])
+    assert store.read("pendulum").theta_rel_error.tolist() == [0.4, 1.4]
+    assert torch.equal(store.read_weights(key)["w"], torch.ones(2))
+    assert set(store.read_paths("pendulum").key) == {key} and store.check() == []
+    assert sweep.keep_weights([STUDY]) == (0, 0, [])  # now one training
 
 
 def test_merge_adds_another_stores_runs_and_refuses_other_numbers(tmp_path):
