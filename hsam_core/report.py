@@ -549,12 +549,14 @@ def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
     of :mod:`hsam_core.select` read them: ``{"<task> / <family>": rows}``, each grid's
     :class:`~hsam_core.select.Context` (the family's direction and default, the task's noise
     level, θ̂'s identified columns), and per study the configurations the store lacks (left
-    out, never silently: the caller prints them). Studies of one task add their settings to
-    one grid per family (a setting trained twice is refused by the rules)."""
+    out, never silently: the caller prints them); a family whose grid they leave incomplete is
+    left out whole (its trained part never stands in for the grid). Studies of one task add
+    their settings to one grid per family (a setting trained twice is refused by the rules)."""
     parts, contexts, missing = {}, {}, {}
     for name in names:
         study = _study(name)
         rows = results(study, missing="skip")
+        incomplete = rows.attrs["incomplete"]
         if rows.attrs["missing"]:
             missing[study.name] = sorted(set(rows.attrs["missing"]))
         if not len(rows):
@@ -563,6 +565,8 @@ def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
         noise = task.noise or None  # noise-free data: no level for the discrepancy principle
         rows, theta = identified_columns(with_names(rows), task)
         for family, grid in rows[rows.kind != "erm"].groupby("trained_with", sort=False):
+            if family in incomplete:
+                continue
             key = f"{study.task} / {family}"
             parts.setdefault(key, []).append(grid)
             contexts[key] = select.Context.of(family, noise=noise, theta=theta)

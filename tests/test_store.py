@@ -155,6 +155,23 @@ def test_the_spec_in_the_store_is_the_runs_canonical_specification():
     assert history.theta["omega2"].shape == (3, 2)
 
 
+def test_rule_grids_leave_out_a_family_whose_grid_lacks_runs():
+    """report.rule_grids: L2 stored at two of its three strengths is not judged as a grid of
+    two (its part would stand in for the whole); the missing run is named."""
+    from hsam_core.regularizers import L2
+
+    configs = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3, 1e-2)]
+    study = dataclasses.replace(STUDY, name="tiny_l2_grid", configs=(STUDY.configs[1], *configs))
+    for config in study.configs[:3]:  # SAM and two of L2's strengths
+        _, _, rows, theta = fake_run(config)
+        spec = study.spec(config)
+        key = run_key(spec)
+        rows = [{**r, "method": config.label} for r in rows]
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    grids, _, missing = report.rule_grids([study])
+    assert "pendulum / L2" not in grids and missing == {"tiny_l2_grid": ["L2 λ=0.01"]}
+
+
 def test_keep_weights_copies_a_cached_runs_weights_and_theta_paths_into_the_store():
     """sweep.keep_weights: a stored run without weights or paths (imported from a table) gets
     both from the local cache's payload; a second call copies nothing; write_paths refuses a
