@@ -207,7 +207,8 @@ def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     (``file``, else ``task``, else the whole table): a family run at one strength is selected
     as it is, a family run over a grid gets the setting the rule picks, and a method named in
     ``rows.attrs["incomplete"]`` (a dict per table from :func:`book_results`, or one list from
-    :func:`results`) is selected nowhere; the result's ``attrs["incomplete"]`` keeps them."""
+    :func:`results`) is selected nowhere; the result's ``attrs["incomplete"]`` names, per
+    table, those that have rows."""
     named = with_names(rows)
     out = rows.copy()
     out["configuration"] = rows["method"]
@@ -226,11 +227,13 @@ def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     table = "file" if "file" in out else "task" if "task" in out else None
     if table is None:  # one table
         return select.mark(out, incomplete=lacking(None))
-    chosen = [
-        select.mark(g, incomplete=lacking(name)) for name, g in out.groupby(table, sort=False)
-    ]
+    groups = list(out.groupby(table, sort=False))
+    chosen = [select.mark(g, incomplete=lacking(name)) for name, g in groups]
     marked = pd.concat(chosen).loc[out.index]
-    marked.attrs["incomplete"] = incomplete
+    # per table, the methods present but selected nowhere (absent ones: attrs["missing"])
+    marked.attrs["incomplete"] = {
+        name: m.attrs["incomplete"] for (name, _), m in zip(groups, chosen) if m.attrs["incomplete"]
+    }
     return marked
 
 

@@ -75,7 +75,6 @@ NOT_STORED = {
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
     # issue 32: the settling protocol's grids not yet wholly trained
     "duffing_settled": {
-        "APHYNITY λ₀=10",
         "orthogonality c=0.001",
         "orthogonality c=0.01",
         "orthogonality c=0.1",

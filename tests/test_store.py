@@ -77,7 +77,7 @@ def test_a_grid_with_a_run_missing_is_selected_nowhere():
     assert rows.attrs["missing"] == ["L2 λ=0.001"] and rows.attrs["incomplete"] == ["L2"]
     families = report.by_family(rows)
     assert set(families.method) == {"ERM", "L2"}
-    assert families.attrs["incomplete"] == ["L2"]
+    assert families.attrs["incomplete"] == {"pendulum": ["L2"]}  # per table (task)
     assert (families[families.method == "L2"].selected == 0).all()
     assert (families[families.method == "ERM"].selected == 1).all()
 
