@@ -86,21 +86,41 @@ def paths(study: Study | str) -> pd.DataFrame:
     return table.join(labels, on="key")
 
 
+def _path_of(paths: pd.DataFrame, label: str, rho: float) -> pd.DataFrame:
+    mine = paths[(paths.method == label) & np.isclose(paths.rho, rho)] if len(paths) else paths
+    if not len(mine):
+        raise KeyError(f"the store has no θ paths of {label} ρ={rho:g}")
+    return mine
+
+
 def path_series(paths: pd.DataFrame, label: str, rho: float = 0.0) -> dict[str, torch.Tensor]:
     """The stored θ paths (:func:`paths`) of one configuration as a history's θ:
     ``{name: (epochs kept, seeds)}``, for :func:`hsam_core.experiments.theta_drift` and
     plots. A configuration without paths raises ``KeyError`` naming it."""
-    mine = paths[(paths.method == label) & np.isclose(paths.rho, rho)] if len(paths) else paths
-    if not len(mine):
-        raise KeyError(f"the store has no θ paths of {label} ρ={rho:g}")
+    mine = _path_of(paths, label, rho)
     names = [c.removeprefix("theta_") for c in mine.columns if c.startswith("theta_")]
     return {
-        name: torch.tensor(
-            mine.pivot(index="epoch", columns="seed", values=f"theta_{name}").to_numpy()
-        )
+        name: path_curve(paths, label, rho, f"theta_{name}")
         for name in names
         if mine[f"theta_{name}"].notna().all()
     }
+
+
+def path_curve(paths: pd.DataFrame, label: str, rho: float, column: str) -> torch.Tensor:
+    """One stored column of one configuration's paths (``theta_<name>``, or a training curve
+    :data:`hsam_core.store.CURVES`: ``loss``, ``nn_norm``) as ``(epochs kept, seeds)``. A
+    column the store does not keep for this run (one stored before it kept training curves)
+    raises ``KeyError`` naming it."""
+    mine = _path_of(paths, label, rho)
+    if column not in mine or mine[column].isna().any():
+        raise KeyError(f"the store keeps no {column} path of {label} ρ={rho:g}")
+    return torch.tensor(mine.pivot(index="epoch", columns="seed", values=column).to_numpy())
+
+
+def path_epochs(paths: pd.DataFrame, label: str, rho: float = 0.0) -> np.ndarray:
+    """The epochs (from 1) at which the store keeps one configuration's paths: the x axis of
+    :func:`path_series` and :func:`path_curve`."""
+    return np.sort(_path_of(paths, label, rho).epoch.unique())
 
 
 def config(study: Study | str, label: str, rho: float | None = None) -> experiments.Config:
@@ -209,6 +229,11 @@ def by_family(rows: pd.DataFrame, mark: bool = True) -> pd.DataFrame:
     ``rows.attrs["incomplete"]`` (a dict per table from :func:`book_results`, or one list from
     :func:`results`) is selected nowhere; the result's ``attrs["incomplete"]`` names, per
     table, those that have rows."""
+    if "configuration" in rows:
+        raise ValueError(
+            "these rows are families already (by_family, or book_results, was applied): "
+            "marking them again would name every regularizer strength by its family twice"
+        )
     named = with_names(rows)
     out = rows.copy()
     out["configuration"] = rows["method"]
@@ -461,11 +486,12 @@ def book_results(
     tables: dict[str, Sequence[str]] | None = None, missing: str | None = None
 ) -> pd.DataFrame:
     """Every task's table from the store (default :data:`BOOK_TABLES`): the rows of its
-    studies joined, each method's setting chosen by the book's rule over the joined grid, a
-    ``file`` column naming the table (see :func:`hsam_core.results.joined`). ``missing`` as in
-    :func:`results`; with ``"skip"`` the runs left out are listed, per study, in
-    ``DataFrame.attrs["missing"]``, and the methods whose grid they leave incomplete, per
-    table, in ``DataFrame.attrs["incomplete"]`` (:func:`by_family` selects none of them)."""
+    studies joined (:func:`hsam_core.results.joined`, a ``file`` column naming the table), each
+    regularizer as one family over its strengths and every method's setting chosen by the
+    book's rule over the joined grid — :func:`by_family`, the one place where rows are
+    marked. ``missing`` as in :func:`results`; with ``"skip"`` the runs left out are listed,
+    per study, in ``DataFrame.attrs["missing"]``, and the methods whose grid they leave
+    incomplete, per table, in ``DataFrame.attrs["incomplete"]`` (selected nowhere)."""
     tables = BOOK_TABLES if tables is None else tables
     frames, lacking, incomplete = {}, {}, {}
     for name, names in tables.items():
@@ -474,11 +500,11 @@ def book_results(
             if rows.attrs.get("missing"):
                 lacking[study] = sorted(set(rows.attrs["missing"]))
                 incomplete.setdefault(name, set()).update(rows.attrs["incomplete"])
-    incomplete = {name: sorted(methods) for name, methods in incomplete.items()}
-    joined_rows = joined(frames, incomplete)
-    joined_rows.attrs["missing"] = lacking
-    joined_rows.attrs["incomplete"] = incomplete
-    return joined_rows
+    rows = joined(frames)
+    rows.attrs["incomplete"] = {name: sorted(methods) for name, methods in incomplete.items()}
+    families = by_family(rows)
+    families.attrs["missing"] = lacking
+    return families
 
 
 def profile(tasks: Sequence[str] | None = None) -> pd.DataFrame:
@@ -548,7 +574,8 @@ def identified_columns(rows: pd.DataFrame, task: experiments.Task) -> tuple[pd.D
 
 
 def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
-    """Every method family's grid of the studies ``names`` (two settings or more), as the rules
+    """Every method family's grid of the studies ``names`` (two settings or more; one per
+    network, named as :func:`by_family` names it: ``L2``, ``L2 [grey-box]``), as the rules
     of :mod:`hsam_core.select` read them: ``{"<task> / <family>": rows}``, each grid's
     :class:`~hsam_core.select.Context` (the family's direction and default, the task's noise
     level, θ̂'s identified columns), and per study the configurations the store lacks (left
@@ -567,12 +594,15 @@ def rule_grids(names: Sequence[str]) -> tuple[dict, dict, dict]:
         task = study.build_task()
         noise = task.noise or None  # noise-free data: no level for the discrepancy principle
         rows, theta = identified_columns(with_names(rows), task)
-        for family, grid in rows[rows.kind != "erm"].groupby("trained_with", sort=False):
+        # a family per method and network, named as by_family names it ("L2 [grey-box]")
+        rows["family"] = by_family(rows, mark=False).method
+        for family, grid in rows[rows.kind != "erm"].groupby("family", sort=False):
             if family in incomplete:
                 continue
             key = f"{study.task} / {family}"
             parts.setdefault(key, []).append(grid)
-            contexts[key] = select.Context.of(family, noise=noise, theta=theta)
+            method = grid.trained_with.iloc[0]
+            contexts[key] = select.Context.of(method, noise=noise, theta=theta)
     grids = {}
     for key, grid in parts.items():
         grid = pd.concat(grid, ignore_index=True)

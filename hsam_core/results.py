@@ -3,7 +3,8 @@
 A task's table is one row per (method, ρ, seed) from the results store (the columns of
 :func:`hsam_core.experiments.run`, with ``selected = 1`` on the setting that the book's θ-free
 rule, :func:`hsam_core.select.mark`, picks for each method; :func:`joined` puts several tasks'
-tables together, and :func:`hsam_core.report.book_results` reads them from the store).
+tables together, and :func:`hsam_core.report.book_results` reads them from the store and
+marks them once, through :func:`hsam_core.report.by_family`).
 :func:`headline_table` reduces them to one row per task × method at the selected setting:
 median and IQR over seeds of the θ score, the share of seeds settled, median test MSE and the
 wall time relative to ERM's. :func:`with_convergence` prints a score the way the book does.
@@ -14,11 +15,9 @@ Nothing here names a task: a task added to the tables joins every table.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
-
-from . import select
 
 # Columns every task table must carry. val_mse is what the θ-free rules select by.
 REQUIRED_COLUMNS = (
@@ -36,18 +35,15 @@ REQUIRED_COLUMNS = (
 ERM = "ERM"
 
 
-def joined(
-    tables: Mapping[str, Sequence[pd.DataFrame]],
-    incomplete: Mapping[str, Collection[str]] | None = None,
-) -> pd.DataFrame:
+def joined(tables: Mapping[str, Sequence[pd.DataFrame]]) -> pd.DataFrame:
     """The rows of several tables in one, in the order given, with a ``file`` column naming
     each row's table: ``{table: [frames]}``, a task's table being the rows of one or more
-    studies of it (a chapter's grid and the extra radii trained apart). Each table's frames are
-    joined and the book's θ-free rule (:func:`hsam_core.select.mark`) chooses each method's ρ
-    over the whole joined grid, selecting none of the methods ``incomplete[table]`` names
-    (grids that lack planned settings: :func:`hsam_core.select.mark`). A frame without one of
-    :data:`REQUIRED_COLUMNS` (``selected`` aside) raises ``ValueError`` naming the table and
-    the columns; an empty mapping or table is an error too."""
+    studies of it (a chapter's grid and the extra radii trained apart). Nothing is selected
+    here (``selected`` is 0 on every row): the book's θ-free rule chooses each method's
+    setting over a whole joined table in one place, :func:`hsam_core.report.by_family`
+    (regularizers as families over their strengths), or :func:`hsam_core.select.mark`. A frame
+    without one of :data:`REQUIRED_COLUMNS` (``selected`` aside) raises ``ValueError`` naming
+    the table and the columns; an empty mapping or table is an error too."""
     if not tables:
         raise ValueError("no result tables given")
     frames = []
@@ -60,8 +56,7 @@ def joined(
         missing = [c for c in required if c not in rows.columns]
         if missing:
             raise ValueError(f"table {name!r}: missing required column(s) {', '.join(missing)}")
-        marked = select.mark(rows, incomplete=(incomplete or {}).get(name, ()))
-        frames.append(marked.assign(file=name))
+        frames.append(rows.assign(selected=0, file=name))
     return pd.concat(frames, ignore_index=True, sort=False)
 
 

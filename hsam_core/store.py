@@ -35,6 +35,7 @@ import torch
 
 from . import settings
 from .experiments import run_key, settled, theta_drift
+from .train import History
 
 SPECS = "specs.jsonl"
 WEIGHTS = "weights"
@@ -54,6 +55,8 @@ SPEC_FIELDS = (
     "device",
 )
 PATH_POINTS = 60  # θ paths keep at most this many epochs (evenly spaced, first and last kept)
+# Training curves a path table keeps beside θ (runs stored before they were kept lack them)
+CURVES = ("loss", "nn_norm")
 
 # Columns of <task>.csv, in this order; θ estimates follow as theta_<name> (per task).
 ID_COLUMNS = ("key", "task", "method", "kind", "rho", "adaptive", "perturb", "every")
@@ -158,10 +161,21 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(COLUMNS) + theta]
 
 
-def path_rows(key: str, theta: dict[str, torch.Tensor], seeds: Sequence[int]) -> pd.DataFrame:
+def path_rows(
+    key: str,
+    theta: dict[str, torch.Tensor],
+    seeds: Sequence[int],
+    curves: dict[str, torch.Tensor] | None = None,
+) -> pd.DataFrame:
     """θ against epoch of one run, one row per (seed, kept epoch), at most
-    :data:`PATH_POINTS` epochs (evenly spaced, the first and last kept); epochs count from 1."""
+    :data:`PATH_POINTS` epochs (evenly spaced, the first and last kept); epochs count from 1.
+    ``curves`` adds per-epoch training curves of the same shape (epochs, seeds) as columns of
+    their own — :data:`CURVES`: the training loss and ‖f_nn‖² of the history."""
     epochs = next(iter(theta.values())).shape[0]
+    curves = curves or {}
+    unknown = sorted(set(curves) - set(CURVES))
+    if unknown:
+        raise ValueError(f"run {key}: unknown training curves {unknown}; the store keeps {CURVES}")
     keep = sorted({round(i * (epochs - 1) / (PATH_POINTS - 1)) for i in range(PATH_POINTS)})
     keep = [e for e in keep if e < epochs]
     frames = []
@@ -169,8 +183,21 @@ def path_rows(key: str, theta: dict[str, torch.Tensor], seeds: Sequence[int]) ->
         part = {"key": key, "seed": int(seed), "epoch": [e + 1 for e in keep]}
         for name, values in sorted(theta.items()):
             part[f"theta_{name}"] = values[keep, k].double().numpy()
+        for name, values in curves.items():
+            if values.shape[0] != epochs:
+                raise ValueError(f"run {key}: {name} has {values.shape[0]} epochs, θ {epochs}")
+            part[name] = values[keep, k].double().numpy()
         frames.append(pd.DataFrame(part))
     return pd.concat(frames, ignore_index=True)
+
+
+def history_paths(key: str, history: History, seeds: Sequence[int]) -> pd.DataFrame | None:
+    """:func:`path_rows` of a training history (:class:`hsam_core.train.History`): its θ, its
+    training loss and ‖f_nn‖²; None for a history without θ."""
+    if not history.theta:
+        return None
+    curves = {"loss": history.loss, "nn_norm": history.nn_norm}
+    return path_rows(key, history.theta, seeds, curves)
 
 
 def read_specs(store: pathlib.Path | None = None) -> dict[str, dict]:
@@ -254,10 +281,13 @@ def write(
     (store / SPECS).write_text("\n".join(lines) + "\n")
 
 
-def write_paths(key: str, paths: pd.DataFrame, store: pathlib.Path | None = None) -> None:
+def write_paths(
+    key: str, paths: pd.DataFrame, store: pathlib.Path | None = None, replace: bool = False
+) -> None:
     """Add the θ paths (:func:`path_rows`) of the stored run ``key``, which has none (a run
     imported from a table, whose history a local cache kept). A run that is not stored, or
-    that has paths already, is refused with ``ValueError`` naming it."""
+    that has paths already, is refused with ``ValueError`` naming it — unless ``replace``
+    (the same training's paths with more columns: its training curves)."""
     store = store or folder()
     spec = read_specs(store).get(key)
     if spec is None:
@@ -266,7 +296,9 @@ def write_paths(key: str, paths: pd.DataFrame, store: pathlib.Path | None = None
         raise ValueError(f"run {key}: the paths belong to {sorted(set(paths.key))}")
     old = read_paths(spec["task"], store)
     if len(old) and (old.key == key).any():
-        raise ValueError(f"run {key} has θ paths in the store already")
+        if not replace:
+            raise ValueError(f"run {key} has θ paths in the store already")
+        old = old[old.key != key]
     table = pd.concat([old, paths], ignore_index=True) if len(old) else paths
     table.to_csv(store / f"{spec['task']}_theta.csv", index=False, float_format=FLOAT_FORMAT)
 
@@ -374,9 +406,14 @@ def check(store: pathlib.Path | None = None) -> list[str]:
             if seeds != sorted(int(s) for s in spec["seeds"]):
                 problems.append(f"{where}: seeds {seeds}, its spec says {spec['seeds']}")
     for path in sorted(store.glob("*_theta.csv")):
-        unknown = set(_read_csv(path).key) - set(specs)
+        table = _read_csv(path)
+        unknown = set(table.key) - set(specs)
         if unknown:
             problems.append(f"{path.name}: paths of runs without a spec {sorted(unknown)}")
+        known = ("key", "seed", "epoch", *CURVES)
+        extra = [c for c in table.columns if c not in known and not c.startswith("theta_")]
+        if extra:
+            problems.append(f"{path.name}: columns {extra} are not in the paths' schema")
     for key in sorted(set(specs) - seen):
         problems.append(f"{SPECS}: run {key} has no rows")
     for path in sorted((store / WEIGHTS).glob("*.pt")):

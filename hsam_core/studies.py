@@ -158,6 +158,10 @@ APHYNITY_LAMBDA0 = (0.1, 1.0, 10.0)
 ORTHOGONALITY_WEIGHTS = (1e-3, 1e-2, 1e-1)
 
 
+# The strength of each regularizer that Part I (chapter 3) shows, from its grid
+PART_I_REGULARIZERS = ("L2 λ=0.001", "APHYNITY λ₀=1", "orthogonality c=0.01")
+
+
 def regularizer_grid(aphynity: Mapping) -> list[Config]:
     """Every regularizer over its strength grid, each configuration named by its strength
     (``"L2 λ=0.001"``, ``"APHYNITY λ₀=1"``, ``"orthogonality c=0.01"``); ``aphynity`` holds
@@ -256,21 +260,6 @@ def pendulum() -> Study:
 
 
 @register
-def pendulum_greybox() -> Study:
-    """Chapter 3: ERM, APHYNITY and L2 with the grey-box coupling (the network sees
-    [x, ω₀², f_phys(x; ω₀²)]), at exactly the pendulum's settings."""
-    base = pendulum()
-    greybox = {"architecture": "grey-box", "hidden": pick(200, 32)}
-    methods = [
-        Method.erm(),
-        Method.regularized(Aphynity(**APHYNITY_PENDULUM, normalized=True)),
-        Method.regularized(L2(1e-3)),
-    ]
-    configs = tuple(Config(m, greybox, f"{m.label} [grey-box]") for m in methods)
-    return base.but(name="pendulum_greybox", configs=configs)
-
-
-@register
 def pendulum_cost() -> Study:
     """Section 5b: ERM, SAM, ASAM and their amortised LookSAM variants at the pendulum's
     settings (the configurations differ only in the optimizer); most informative first."""
@@ -285,6 +274,15 @@ def pendulum_cost() -> Study:
         *pick([Config(Method.looksam(0.1, every=5, alpha=0.0))], []),
     ]
     return pendulum().but(name="pendulum_cost", configs=tuple(configs))
+
+
+@register
+def pendulum_cost_settled() -> Study:
+    """Section 5b's configurations under the settling protocol, on the settled pendulum
+    (study ``pendulum_settled``, whose ERM, SAM and ASAM runs it shares): does amortised SAM
+    settle where SAM does, and at what cost? (Trained into the store ahead of 5b's move.)"""
+    base = pendulum_settled()
+    return base.but(name="pendulum_cost_settled", configs=pendulum_cost().configs)
 
 
 # Section 5c: every method at its additive-pendulum setting on four networks, then L2's λ and
@@ -357,7 +355,8 @@ def pendulum_settled() -> Study:
     study ``pendulum_width``), measurement noise and the extrapolation split, ERM, SAM and ASAM
     over the book's ρ grids, SAM perturbing θ too, every regularizer over its strength grid and
     the two ends, minibatches of 150 (quick: 50)."""
-    quick = ("ERM", "SAM (nn)", "physics only", "NN only")  # NN only: chapter 1
+    # NN only: chapter 1; the regularizers at their defaults: chapter 3
+    quick = ("ERM", "SAM (nn)", "physics only", "NN only", *PART_I_REGULARIZERS)
     configs = settled_comparison(32, APHYNITY_SETTLED, quick, sam_all=True)
     return Study(
         "pendulum_settled",
@@ -370,6 +369,36 @@ def pendulum_settled() -> Study:
         ),
         task_params=dict(noise=pendulum_task.NOISE, extrapolation=True, hidden=32),
     )
+
+
+@register
+def pendulum_greybox() -> Study:
+    """Chapter 3: ERM, APHYNITY (λ₀ = 1) and L2 (λ = 10⁻³) with the grey-box coupling (the
+    network sees [x, ω₀², f_phys(x; ω₀²)]), at exactly the settled pendulum's data, width,
+    protocol and seeds (study ``pendulum_settled``, whose additive runs it is compared with)."""
+    base = pendulum_settled()
+    methods = [
+        Method.erm(),
+        Method("APHYNITY λ₀=1", regularizer=Aphynity(lambda0=1.0, **APHYNITY_SETTLED)),
+        Method("L2 λ=0.001", regularizer=L2(1e-3)),
+    ]
+    greybox = {"architecture": "grey-box"}
+    configs = tuple(Config(m, greybox, f"{m.label} [grey-box]") for m in methods)
+    return base.but(name="pendulum_greybox", configs=configs)
+
+
+@register
+def pendulum_failure() -> Study:
+    """Chapter 2: what ERM's ω₀² depends on — its initial value (0.3 or 2.0 instead of 0.5)
+    and the network's width (8 or 128 instead of 32) — one change at a time from the settled
+    pendulum's ERM (study ``pendulum_settled``), three of its seeds, the same protocol."""
+    base = pendulum_settled()
+    changes = [{"omega2_init": 0.3}, {"omega2_init": 2.0}, {"hidden": 8}, {"hidden": 128}]
+    names = ["ω₀² init 0.3", "ω₀² init 2.0", "hidden 8", "hidden 128"]
+    configs = tuple(
+        Config(Method.erm(), model, f"ERM [{name}]") for model, name in zip(changes, names)
+    )
+    return base.but(name="pendulum_failure", configs=configs, seeds=tuple(base.seeds[:3]))
 
 
 @register

@@ -97,10 +97,9 @@ def record(job: Job, payload: dict) -> None:
     local cache (rows, full history, weights)."""
     if not job.path.exists():
         experiments.save_result({**payload, "key": job.spec}, job.path)
-    theta = payload["history"].theta
-    rows = store.run_rows(job.key, job.spec, payload["rows"], theta, source="trained")
-    paths = store.path_rows(job.key, theta, job.spec["seeds"]) if theta else None
-    store.write(job.key, job.spec, rows, paths)
+    history = payload["history"]
+    rows = store.run_rows(job.key, job.spec, payload["rows"], history.theta, source="trained")
+    store.write(job.key, job.spec, rows, store.history_paths(job.key, history, job.spec["seeds"]))
     store.write_weights(job.key, payload["model"])
 
 
@@ -309,7 +308,7 @@ def _sweep_on_ray(
 def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[int, int, list[str]]:
     """Copy into the store what the local cache keeps of the stored runs of ``names`` and the
     store lacks (runs trained or imported before the store kept them): their weights, and
-    their θ paths where the store has none.
+    their θ paths and training curves where the store has none.
 
     A cached run counts as the stored one only if its per-seed scores are the stored rows'
     (:func:`same_scores`): the same specification trained again is not bit-identical (another
@@ -325,28 +324,33 @@ def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[i
     for job in done:
         has_weights = store.read_weights(job.key) is not None
         paths = store.read_paths(job.spec["task"])
-        has_paths = bool(len(paths)) and bool((paths.key == job.key).any())
+        mine = paths[paths.key == job.key] if len(paths) else paths
+        has_curves = bool(len(mine)) and all(
+            c in mine and mine[c].notna().all() for c in store.CURVES
+        )
         if not job.path.exists():
             lacking += not has_weights
             continue
         payload = torch.load(job.path, weights_only=False)
-        theta = payload["history"].theta
+        history = payload["history"]
+        new_paths = store.history_paths(job.key, history, job.spec["seeds"])
         stored = store.lookup([job.key], job.spec["task"])
         if not same_scores(stored, pd.DataFrame(payload["rows"])):
             if not replace:
                 differing.append(job.key)
                 continue
-            rows = store.run_rows(job.key, job.spec, payload["rows"], theta, "re-run (cache)")
-            path_rows = store.path_rows(job.key, theta, job.spec["seeds"]) if theta else None
-            store.write(job.key, job.spec, rows, path_rows, replace=True)
+            rows = store.run_rows(
+                job.key, job.spec, payload["rows"], history.theta, "re-run (cache)"
+            )
+            store.write(job.key, job.spec, rows, new_paths, replace=True)
             store.write_weights(job.key, payload["model"])
             copied += 1
             continue
         if not has_weights:
             store.write_weights(job.key, payload["model"])
             copied += 1
-        if not has_paths and theta:
-            store.write_paths(job.key, store.path_rows(job.key, theta, job.spec["seeds"]))
+        if not has_curves and new_paths is not None:
+            store.write_paths(job.key, new_paths, replace=bool(len(mine)))
     return copied, lacking, differing
 
 

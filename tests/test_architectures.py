@@ -32,6 +32,25 @@ def test_every_network_starts_from_the_same_physics_with_a_silent_network():
 def test_an_unknown_network_is_named_in_the_error():
     with pytest.raises(ValueError, match="'wider'.*additive"):
         pendulum.make_hybrid(architecture="wider")
+    with pytest.raises(ValueError, match="'frictional'.*incomplete"):
+        pendulum.make_hybrid(physics="frictional")
+
+
+def test_chapter_2s_changes_are_one_at_a_time_from_the_settled_erm():
+    """Study pendulum_failure: ω₀² starts where its model says (the rest of the hybrid as the
+    reference's), and each configuration differs from the settled ERM in its model alone."""
+    model = pendulum.make_hybrid(hidden=8, omega2_init=2.0)
+    assert model.theta()["omega2"].item() == pytest.approx(2.0, rel=1e-5)
+    assert pendulum.make_hybrid(hidden=8).theta()["omega2"].item() == pytest.approx(0.5, rel=1e-5)
+    failure, settled = studies.get("pendulum_failure"), studies.get("pendulum_settled")
+    reference = settled.spec(settled.configs[0])
+    for config in failure.configs:
+        spec = failure.spec(config)
+        differ = {k for k in spec if spec[k] != reference[k]}
+        assert differ == {"model", "seeds", "training"}, differ
+        assert spec["seeds"] == reference["seeds"][:3]
+        training = {**spec["training"], "model": ""}  # the model's label is part of its training
+        assert training == reference["training"]
 
 
 def test_study_runs_every_method_on_every_network_once_and_each_grid_whole():
@@ -67,22 +86,19 @@ def test_study_runs_every_method_on_every_network_once_and_each_grid_whole():
     assert len(study.configs) == 40
 
 
-def test_study_shares_the_runs_of_chapters_3_and_5():
-    """A configuration of the study that chapter 5's or chapter 3's grid ran has the same key:
-    it is one run, in one row of the store."""
+def test_study_shares_the_runs_of_part_is_grid():
+    """A configuration of the study that Part I's grid (study ``pendulum``, 700 epochs) ran has
+    the same key: it is one run, in one row of the store."""
     arch = studies.get("pendulum_architectures")
-    shared = {}
-    for name in ("pendulum", "pendulum_greybox"):
-        study = studies.get(name)
-        shared.update({study.key(c): (c.label, c.method.rho) for c in study.configs})
+    study = studies.get("pendulum")
+    shared = {study.key(c): (c.label, c.method.rho) for c in study.configs}
     reused = {shared[arch.key(c)] for c in arch.configs if arch.key(c) in shared}
-    # the untuned methods on the additive network, SAM's retuning grid, and ERM, APHYNITY and
-    # L2 on the grey-box network — wherever chapter 5's grid (in this mode) has them
+    # the untuned methods on the additive network and SAM's retuning grid — wherever the
+    # grid (in this mode) has them
     expected = {("ERM", 0.0), ("L2", 0.0), ("APHYNITY", 0.0), ("orthogonality", 0.0)}
     expected |= {("SAM (nn)", 0.03), ("SAM (nn)", 0.1), ("SAM (nn)", 0.3), ("ASAM (nn)", 1.0)}
-    expected |= {("ERM [grey-box]", 0.0), ("APHYNITY [grey-box]", 0.0), ("L2 [grey-box]", 0.0)}
     expected &= set(shared.values())
-    assert len(expected) >= 9
+    assert len(expected) >= 6
     assert reused == expected
 
 

@@ -73,14 +73,14 @@ NOT_STORED = {
         "LookSAM (nn) k=5 α=0",
     },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
-    # issue 32: the settling protocol's grids not yet wholly trained
-    "duffing_settled": {
-        "orthogonality c=0.001",
-        "orthogonality c=0.01",
-        "orthogonality c=0.1",
-        "NN only",
-        "physics only [complete]",
+    # issue 32: section 5b's configurations under the protocol, training
+    "pendulum_cost_settled": {
+        "LookSAM (nn) k=5",
+        "LookASAM (nn) k=5",
+        "LookSAM (nn) k=10",
+        "LookSAM (nn) k=5 α=0",
     },
+    "pendulum_failure": {"ERM [ω₀² init 2.0]", "ERM [hidden 8]", "ERM [hidden 128]"},
 }
 
 

@@ -47,15 +47,19 @@ def toy_task(task="toy"):
 
 @pytest.fixture
 def loaded():
-    """The toy task's table as the results chapter reads it (the rule applied, a file column)."""
-    return R.joined({"toy": [toy_task("toy")]})
+    """The toy task's table as the results chapter reads it (a file column, the rule applied)."""
+    return select.mark(R.joined({"toy": [toy_task("toy")]}))
 
 
-def test_joined_keeps_every_table_with_its_name_in_order():
+def test_joined_keeps_every_table_with_its_name_in_order_and_selects_nothing():
     loaded = R.joined({"toy": [toy_task("toy")], "new": [toy_task("new")]})
     assert list(dict.fromkeys(loaded.file)) == ["toy", "new"] and len(loaded) == 80
+    # the rule is applied once, elsewhere (report.by_family): the join marks nothing, even
+    # where its frames came marked
+    assert (loaded.selected == 0).all()
     # a task added to the tables joins every table without an edit
-    assert set(R.headline_table(loaded).task) == {"new", "toy"}
+    marked = pd.concat([select.mark(t) for _, t in loaded.groupby("file", sort=False)])
+    assert set(R.headline_table(marked).task) == {"new", "toy"}
 
 
 def test_joined_names_the_table_and_the_missing_column():
@@ -78,17 +82,16 @@ def test_extra_radii_join_their_task_and_the_rule_reselects_over_the_whole_grid(
     )
     loaded = R.joined({"toy": [toy_task("toy"), extra], "zeta": [toy_task("zeta")]})
     assert list(dict.fromkeys(loaded.file)) == ["toy", "zeta"] and len(loaded) == 90
-    toy = loaded[loaded.file == "toy"]
+    toy = select.mark(loaded[loaded.file == "toy"])
     picked = toy[toy.selected == 1].groupby("method").rho.unique().map(list).to_dict()
     assert picked["SAM (nn)"] == [0.1] and picked["ASAM (nn)"] == [1.0]
     assert picked["ERM"] == [0.0] and len(toy[toy.selected == 1]) == 35  # 7 methods
     by_val = select.mark(toy.drop(columns="selected"), "validation")
     assert set(by_val[(by_val.selected == 1) & (by_val.method == "SAM (nn)")].rho) == {0.05}
     # the other task keeps its own picks
+    zeta = select.mark(loaded[loaded.file == "zeta"])
     pd.testing.assert_frame_equal(
-        loaded[loaded.file == "zeta"].drop(columns="file").reset_index(drop=True),
-        toy_task("zeta"),
-        check_dtype=False,
+        zeta.drop(columns="file").reset_index(drop=True), toy_task("zeta"), check_dtype=False
     )
 
 

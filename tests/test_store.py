@@ -48,6 +48,15 @@ def put(config: Config, error: float = 0.5) -> str:
     return key
 
 
+def put_runs(study: Study, configs) -> None:
+    """Store a never-trained run of each of ``configs`` of ``study`` (rows, no paths)."""
+    for config in configs:
+        _, _, rows, theta = fake_run(config)
+        spec = study.spec(config)
+        key = run_key(spec)
+        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+
+
 def test_a_written_run_reads_back_the_same_and_the_store_is_sound():
     key = put(STUDY.configs[0])
     rows = report.results(STUDY, missing="skip")
@@ -68,11 +77,7 @@ def test_a_grid_with_a_run_missing_is_selected_nowhere():
 
     configs = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3)]
     study = dataclasses.replace(STUDY, name="tiny_l2", configs=(STUDY.configs[0], *configs))
-    for config in study.configs[:2]:  # ERM and L2 λ=1e-4; L2 λ=1e-3 (the default) is missing
-        _, _, rows, theta = fake_run(config)
-        spec = study.spec(config)
-        key = run_key(spec)
-        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    put_runs(study, study.configs[:2])  # ERM and L2 λ=1e-4; L2 λ=1e-3 (the default) is missing
     rows = report.results(study, missing="skip")
     assert rows.attrs["missing"] == ["L2 λ=0.001"] and rows.attrs["incomplete"] == ["L2"]
     families = report.by_family(rows)
@@ -162,14 +167,47 @@ def test_rule_grids_leave_out_a_family_whose_grid_lacks_runs():
 
     configs = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3, 1e-2)]
     study = dataclasses.replace(STUDY, name="tiny_l2_grid", configs=(STUDY.configs[1], *configs))
-    for config in study.configs[:3]:  # SAM and two of L2's strengths
-        _, _, rows, theta = fake_run(config)
-        spec = study.spec(config)
-        key = run_key(spec)
-        rows = [{**r, "method": config.label} for r in rows]
-        store.write(key, spec, store.run_rows(key, spec, rows, theta, "test"))
+    put_runs(study, study.configs[:3])  # SAM and two of L2's strengths
     grids, _, missing = report.rule_grids([study])
     assert "pendulum / L2" not in grids and missing == {"tiny_l2_grid": ["L2 λ=0.01"]}
+
+
+def test_rule_grids_are_per_network_and_leave_out_an_incomplete_one():
+    """A study with L2 on two networks: the additive grid (whole) is one grid, the grey-box
+    grid (a strength missing) is left out whole — never merged into the additive one."""
+    from hsam_core.regularizers import L2
+
+    additive = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3)]
+    greybox = [
+        Config(c.method, {"architecture": "grey-box"}, f"{c.label} [grey-box]") for c in additive
+    ]
+    study = dataclasses.replace(STUDY, name="tiny_l2_nets", configs=(*additive, *greybox))
+    put_runs(study, study.configs[:3])  # the grey-box λ = 1e-3 is missing
+    grids, contexts, missing = report.rule_grids([study])
+    assert list(grids) == ["pendulum / L2"] and missing == {
+        "tiny_l2_nets": ["L2 λ=0.001 [grey-box]"]
+    }
+    assert set(grids["pendulum / L2"].method) == {"L2 λ=0.0001", "L2 λ=0.001"}
+    assert contexts["pendulum / L2"].default == 1e-3
+
+
+def test_book_results_marks_once_by_family():
+    """report.book_results is marked in one place (by_family): each regularizer is one method
+    over its strengths with one setting selected; marking its rows again is refused."""
+    from hsam_core.regularizers import L2
+
+    configs = [Config(Method(f"L2 λ={w:g}", regularizer=L2(w))) for w in (1e-4, 1e-3)]
+    study = dataclasses.replace(STUDY, name="tiny_l2_whole", configs=(STUDY.configs[0], *configs))
+    put_runs(study, study.configs)
+    families = report.book_results({"pendulum": [study]})
+    assert sorted(families.method.unique()) == ["ERM", "L2"] and set(families.file) == {"pendulum"}
+    picked = families[families.selected == 1]
+    assert picked.groupby("method").configuration.unique().map(list).to_dict() == {
+        "ERM": ["ERM"],
+        "L2": ["L2 λ=0.001"],  # the book's rule: the family's default strength
+    }
+    with pytest.raises(ValueError, match="families already"):
+        report.by_family(families)
 
 
 def test_keep_weights_copies_a_cached_runs_weights_and_theta_paths_into_the_store():
@@ -193,6 +231,42 @@ def test_keep_weights_copies_a_cached_runs_weights_and_theta_paths_into_the_stor
         store.write_paths(key, store.path_rows(key, theta, STUDY.seeds))
     with pytest.raises(ValueError, match="is not in the store"):
         store.write_paths("nokey", store.path_rows("nokey", theta, STUDY.seeds))
+
+
+def test_training_curves_are_kept_beside_theta_and_read_back_per_configuration():
+    """A run stored with θ paths only (before the store kept training curves) gets its loss
+    and ‖f_nn‖² from the cache's history of the same training; report.path_curve reads them
+    back per seed, and a curve the store does not keep is an error naming it."""
+    from hsam_core import experiments, sweep
+
+    key = put(STUDY.configs[0])  # θ paths, no curves
+    paths = report.paths(STUDY)
+    with pytest.raises(KeyError, match="keeps no loss path of ERM"):
+        report.path_curve(paths, "ERM", 0.0, "loss")
+    _, _, rows, theta = fake_run(STUDY.configs[0])
+    loss = torch.tensor([[4.0, 5.0], [2.0, 2.5], [1.0, 1.25]])
+    history = History(loss, theta, 10 * loss, 1.0)
+    payload = {
+        "rows": rows,
+        "history": history,
+        "model": {"w": torch.ones(2)},
+        "key": STUDY.spec(STUDY.configs[0]),
+    }
+    experiments.save_result(payload, experiments.cache_path(payload["key"]))
+    assert sweep.keep_weights([STUDY]) == (1, 0, [])
+    paths = report.paths(STUDY)
+    assert torch.equal(report.path_curve(paths, "ERM", 0.0, "loss"), loss.double())
+    assert torch.equal(report.path_curve(paths, "ERM", 0.0, "nn_norm"), 10 * loss.double())
+    assert report.path_epochs(paths, "ERM").tolist() == [1, 2, 3]
+    assert torch.equal(report.path_series(paths, "ERM")["omega2"], theta["omega2"].double())
+    assert set(store.read_paths("pendulum").key) == {key} and store.check() == []
+    with pytest.raises(KeyError, match="no θ paths of SAM"):
+        report.path_epochs(paths, "SAM (nn)", 0.1)
+    with pytest.raises(ValueError, match="unknown training curves"):
+        store.path_rows(key, theta, STUDY.seeds, {"lr": loss})
+    table = store.read_paths("pendulum").assign(lr=1.0)
+    table.to_csv(store.folder() / "pendulum_theta.csv", index=False)
+    assert store.check() == ["pendulum_theta.csv: columns ['lr'] are not in the paths' schema"]
 
 
 def test_keep_weights_never_pairs_the_stored_rows_with_another_trainings_weights():

@@ -154,15 +154,17 @@ def make_hybrid(
     physics: str = "incomplete",
     network: bool = True,
     architecture: str = "additive",
+    omega2_init: float = 0.5,
 ) -> HybridODE:
-    """The pendulum hybrid: incomplete (or ``"complete"``, or ``"none"``) physics + the network
-    ``architecture`` (one of :data:`ARCHITECTURES`) with ``hidden`` units per layer, or no
-    network."""
+    """The pendulum hybrid: incomplete (or ``"complete"``, or ``"none"``) physics with ω₀²
+    starting at ``omega2_init`` + the network ``architecture`` (one of :data:`ARCHITECTURES`)
+    with ``hidden`` units per layer, or no network."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
-    phys = {"incomplete": FrictionlessPendulum, "complete": DampedPendulum, "none": lambda: None}[
-        physics
-    ]()
+    physics_of = {"incomplete": FrictionlessPendulum, "complete": DampedPendulum}
+    if physics not in (*physics_of, "none"):
+        raise ValueError(f"unknown physics {physics!r}; choose one of {[*physics_of, 'none']}")
+    phys = physics_of[physics](omega2=omega2_init) if physics != "none" else None
     coupling = "greybox" if architecture == "grey-box" else "additive"
     n_in = 2 if coupling == "additive" else 2 + len(phys.theta()) + 2
     layers = (
