@@ -80,7 +80,6 @@ NOT_STORED = {
         "LookSAM (nn) k=10",
         "LookSAM (nn) k=5 α=0",
     },
-    "pendulum_failure": {"ERM [ω₀² init 2.0]", "ERM [hidden 8]", "ERM [hidden 128]"},
 }
 
 
