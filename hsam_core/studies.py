@@ -377,11 +377,8 @@ def pendulum_greybox() -> Study:
     network sees [x, ω₀², f_phys(x; ω₀²)]), at exactly the settled pendulum's data, width,
     protocol and seeds (study ``pendulum_settled``, whose additive runs it is compared with)."""
     base = pendulum_settled()
-    methods = [
-        Method.erm(),
-        Method("APHYNITY λ₀=1", regularizer=Aphynity(lambda0=1.0, **APHYNITY_SETTLED)),
-        Method("L2 λ=0.001", regularizer=L2(1e-3)),
-    ]
+    own = {c.label: c.method for c in base.configs}  # the additive runs' very methods
+    methods = [own["ERM"], own["APHYNITY λ₀=1"], own["L2 λ=0.001"]]
     greybox = {"architecture": "grey-box"}
     configs = tuple(Config(m, greybox, f"{m.label} [grey-box]") for m in methods)
     return base.but(name="pendulum_greybox", configs=configs)

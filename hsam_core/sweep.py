@@ -333,7 +333,6 @@ def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[i
             continue
         payload = torch.load(job.path, weights_only=False)
         history = payload["history"]
-        new_paths = store.history_paths(job.key, history, job.spec["seeds"])
         stored = store.lookup([job.key], job.spec["task"])
         if not same_scores(stored, pd.DataFrame(payload["rows"])):
             if not replace:
@@ -342,14 +341,16 @@ def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[i
             rows = store.run_rows(
                 job.key, job.spec, payload["rows"], history.theta, "re-run (cache)"
             )
-            store.write(job.key, job.spec, rows, new_paths, replace=True)
+            paths = store.history_paths(job.key, history, job.spec["seeds"])
+            store.write(job.key, job.spec, rows, paths, replace=True)
             store.write_weights(job.key, payload["model"])
             copied += 1
             continue
         if not has_weights:
             store.write_weights(job.key, payload["model"])
             copied += 1
-        if not has_curves and new_paths is not None:
+        new_paths = None if has_curves else store.history_paths(job.key, history, job.spec["seeds"])
+        if new_paths is not None:
             store.write_paths(job.key, new_paths, replace=bool(len(mine)))
     return copied, lacking, differing
 
