@@ -47,7 +47,8 @@ def test_chapter_2s_changes_are_one_at_a_time_from_the_settled_erm():
     for config in failure.configs:
         spec = failure.spec(config)
         differ = {k for k in spec if spec[k] != reference[k]}
-        assert differ == {"model", "seeds", "training"}, differ
+        # The reference runs five seeds in full mode, three in quick mode (as this study).
+        assert differ - {"seeds"} == {"model", "training"}, differ
         assert spec["seeds"] == reference["seeds"][:3]
         training = {**spec["training"], "model": ""}  # the model's label is part of its training
         assert training == reference["training"]
