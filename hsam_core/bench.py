@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from collections.abc import Callable
 
 import torch
 
-from . import Aphynity, Ensemble, Method, fit, make_optimizer, set_cpu_threads
+from . import Aphynity, Ensemble, HybridModel, Method, fit, make_optimizer, set_cpu_threads
 from .systems import pendulum
 
 
@@ -49,13 +50,19 @@ def step_seconds(method: Method, data, device: torch.device, repeats: int) -> fl
 
 
 def compare_step_seconds(
-    methods: list[Method], data, device: torch.device, repeats: int, rounds: int = 5
+    methods: list[Method],
+    data,
+    device: torch.device,
+    repeats: int,
+    rounds: int = 5,
+    make_model: Callable[[], HybridModel] = pendulum.make_hybrid,
 ) -> list[float]:
-    """Mean wall time of one optimizer step of each method (K = 1, batch 150): the methods take
-    turns in blocks of ``repeats`` steps, ``rounds`` times; each keeps its fastest block."""
+    """Mean wall time of one optimizer step of each method (K = 1, batch 150) on the hybrid
+    ``make_model()`` builds: the methods take turns in blocks of ``repeats`` steps, ``rounds``
+    times; each keeps its fastest block."""
     runs = []
     for method in methods:
-        model = Ensemble.from_seeds(pendulum.make_hybrid, [0]).to(device)
+        model = Ensemble.from_seeds(make_model, [0]).to(device)
         opt = make_optimizer(model, method)
         reg = method.regularizer
         if reg is not None:
@@ -77,13 +84,21 @@ def compare_step_seconds(
     return best
 
 
-def epoch_seconds(methods: list[Method], data, device: torch.device, epochs: int) -> list[float]:
-    """Wall time per training epoch of each method: 5 seeds as one ensemble, batch 150, as the
-    chapters train; the methods take turns epoch block by epoch block (fastest of 3 blocks)."""
+def epoch_seconds(
+    methods: list[Method],
+    data,
+    device: torch.device,
+    epochs: int,
+    make_model: Callable[[], HybridModel] = pendulum.make_hybrid,
+    rounds: int = 3,
+) -> list[float]:
+    """Wall time per training epoch of each method on the hybrid ``make_model()`` builds: 5
+    seeds as one ensemble, batch 150, as the chapters train; the methods take turns in blocks
+    of ``epochs`` epochs, ``rounds`` times; each keeps its fastest block."""
     best = [float("inf")] * len(methods)
-    for _ in range(3):
+    for _ in range(rounds):
         for i, method in enumerate(methods):
-            model = Ensemble.from_seeds(pendulum.make_hybrid, [0, 1, 2, 3, 4]).to(device)
+            model = Ensemble.from_seeds(make_model, [0, 1, 2, 3, 4]).to(device)
             history = fit(model, data, method, epochs=epochs, batch_size=150)
             best[i] = min(best[i], history.seconds / epochs)
     return best

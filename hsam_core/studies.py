@@ -261,8 +261,9 @@ def pendulum() -> Study:
 
 @register
 def pendulum_cost() -> Study:
-    """Section 5b: ERM, SAM, ASAM and their amortised LookSAM variants at the pendulum's
-    settings (the configurations differ only in the optimizer); most informative first."""
+    """Section 5b: ERM, SAM, ASAM and their amortised LookSAM variants on the settled pendulum
+    (study ``pendulum_settled``, whose ERM, SAM and ASAM runs it shares), each trained by the
+    settling protocol; the configurations differ only in the optimizer, most informative first."""
     every = pick([5, 10], [5])
     configs = [
         Config(Method.erm()),
@@ -273,16 +274,7 @@ def pendulum_cost() -> Study:
         *[Config(Method.looksam(0.1, every=k)) for k in every if k != 5],
         *pick([Config(Method.looksam(0.1, every=5, alpha=0.0))], []),
     ]
-    return pendulum().but(name="pendulum_cost", configs=tuple(configs))
-
-
-@register
-def pendulum_cost_settled() -> Study:
-    """Section 5b's configurations under the settling protocol, on the settled pendulum
-    (study ``pendulum_settled``, whose ERM, SAM and ASAM runs it shares): does amortised SAM
-    settle where SAM does, and at what cost? (Trained into the store ahead of 5b's move.)"""
-    base = pendulum_settled()
-    return base.but(name="pendulum_cost_settled", configs=pendulum_cost().configs)
+    return pendulum_settled().but(name="pendulum_cost", configs=tuple(configs))
 
 
 # Section 5c: every method at its additive-pendulum setting on four networks, then L2's λ and

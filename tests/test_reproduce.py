@@ -62,19 +62,11 @@ def test_compare_names_a_missing_column():
 
 
 # The runs of the book's studies that the committed store lacks, and why: the book's tables
-# before the store did not hold them (chapter 2's toy and 5b's LookSAM runs were written as
-# tables of their own; the long twin's regularizers were never trained).
+# before the store did not hold them (chapter 2's toy was written as a table of its own; the
+# long twin's regularizers were never trained).
 NOT_STORED = {
     "failure_case": {"ERM"},
-    "pendulum_cost": {
-        "LookSAM (nn) k=5",
-        "LookASAM (nn) k=5",
-        "LookSAM (nn) k=10",
-        "LookSAM (nn) k=5 α=0",
-    },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
-    # issue 32: section 5b's configurations under the protocol, training
-    "pendulum_cost_settled": {"LookSAM (nn) k=5", "LookASAM (nn) k=5", "LookSAM (nn) k=5 α=0"},
 }
 
 
