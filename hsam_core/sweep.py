@@ -349,9 +349,10 @@ def keep_weights(names: Sequence[Study | str], replace: bool = False) -> tuple[i
         if not has_weights:
             store.write_weights(job.key, payload["model"])
             copied += 1
-        new_paths = None if has_curves else store.history_paths(job.key, history, job.spec["seeds"])
-        if new_paths is not None:
-            store.write_paths(job.key, new_paths, replace=bool(len(mine)))
+        if not has_curves:
+            new_paths = store.history_paths(job.key, history, job.spec["seeds"])
+            if new_paths is not None:  # None: a history without θ
+                store.write_paths(job.key, new_paths, replace=bool(len(mine)))
     return copied, lacking, differing
 
 
