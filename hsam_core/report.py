@@ -39,10 +39,11 @@ def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
     ``missing`` says what to do with a run that is not in the store: ``"error"`` raises
     ``KeyError`` naming the runs and the command that trains them (the default in full mode);
     ``"train"`` trains them now into the store (the default in quick mode, whose store is a
-    scratch folder); ``"skip"`` leaves them out and lists them in
-    ``DataFrame.attrs["missing"]``, and the methods (as :func:`by_family` names them) whose
-    grid they leave incomplete in ``DataFrame.attrs["incomplete"]``, which
-    :func:`hsam_core.select.mark` then selects nowhere."""
+    scratch folder), the radii of a method together (:func:`hsam_core.sweep.batches`);
+    ``"skip"`` leaves them out and lists them in ``DataFrame.attrs["missing"]``, and the
+    methods (as :func:`by_family` names them) whose grid they leave incomplete in
+    ``DataFrame.attrs["incomplete"]``, which :func:`hsam_core.select.mark` then selects
+    nowhere."""
     study = _study(study)
     if missing is None:
         missing = "train" if settings.get().quick else "error"
@@ -53,7 +54,8 @@ def results(study: Study | str, missing: str | None = None) -> pd.DataFrame:
     have = set(stored.key) if len(stored) else set()
     absent = [c for c, k in zip(study.configs, keys) if k not in have]
     if absent and missing == "train":
-        failures = sweep.sweep([study.only([c.label for c in absent])])
+        # radii of one method (and ERM) as one stacked ensemble: the same numbers, sooner
+        failures = sweep.sweep([study.only([c.label for c in absent])], together=True)
         if failures:
             raise RuntimeError(f"{len(failures)} runs of {study.name} failed: {failures[0].error}")
         return results(study, missing="error")

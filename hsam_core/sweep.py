@@ -75,8 +75,9 @@ def plan(
     epochs: int | None = None,
 ) -> tuple[list[Job], list[Job]]:
     """The runs of the studies ``names`` (only the configurations labelled ``labels``, if
-    given), split into (to train, already in the store). An unknown label raises
-    ``ValueError`` listing the labels there are."""
+    given), split into (to train, already in the store); a run that two studies share (the
+    same key) is listed once, under the first. An unknown label raises ``ValueError`` listing
+    the labels there are."""
     jobs = []
     for study in resolve(names, epochs):
         chosen = study.only(labels) if labels else study
@@ -87,6 +88,10 @@ def plan(
             path = experiments.cache_path(spec)
             i = index[config.label, config.method.rho]
             jobs.append(Job(study, i, config.label, config.method.rho, spec, key, path))
+    first = {}
+    for job in jobs:
+        first.setdefault(job.key, job)
+    jobs = list(first.values())
     stored = store.read_specs()
     done = [job for job in jobs if job.key in stored]
     return [job for job in jobs if job.key not in stored], done
@@ -161,8 +166,8 @@ def train_jobs(study: Study, indices: Sequence[int], specs: Sequence[dict], quic
 
 def batches(jobs: Sequence[Job]) -> list[list[Job]]:
     """``jobs`` in groups that train together: the runs of one study whose specifications
-    differ only in the method's ρ (and label) — no regularizer — in order of their first
-    job; every other run alone."""
+    differ only in the method's ρ (and kind: ERM is ρ = 0) and in labels — no regularizer —
+    in order of their first job; every other run alone."""
     groups: dict[str, list[Job]] = {}
     for i, job in enumerate(jobs):
         method = job.spec["method"]
@@ -171,6 +176,8 @@ def batches(jobs: Sequence[Job]) -> list[list[Job]]:
             continue
         shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind")}
         rest = {k: v for k, v in job.spec.items() if k != "method"}
+        # the configuration's display name ("ERM [deeper]") is in its training settings
+        rest["training"] = {k: v for k, v in rest["training"].items() if k != "model"}
         key = json.dumps([job.study.name, shared, rest], sort_keys=True, default=str)
         groups.setdefault(key, []).append(job)
     return list(groups.values())

@@ -1010,3 +1010,37 @@ def test_rendered_notebook_page_in_chromium(probe_book: Build):
     assert report.math_pages == 1, report.summary()
     # the notebook's PNG output (MyST-NB writes it to _images/), besides the theme's Colab logo
     assert any("_images/" in src for src in report.image_sources), report.image_sources
+
+
+# Study names in a chapter's code that it does not read in quick mode
+NOT_READ_IN_QUICK_MODE = {
+    "07_reaction_diffusion": {"reaction_diffusion_rho"},  # `[] if QUICK else [...]`
+    "08_duffing": {"duffing"},  # the task's name (references.reference("duffing"))
+}
+
+
+def test_the_quick_mode_sweep_covers_the_studies_each_chapter_names():
+    """book/conftest.py trains the studies of the quick-mode chapters before the first chapter
+    runs (CHAPTER_STUDIES): every study a chapter names in its code is listed for it, and only
+    those; a chapter that reads the book's store in both modes (``configure(quick=False)``)
+    trains nothing and is not listed."""
+    import importlib.util
+
+    from hsam_core import studies
+
+    spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "book" / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    names = set(studies.names())
+    named = {}
+    for path in chapter_notebooks():
+        code = "\n".join(cell_source(c) for c in code_cells(read_notebook(path)))
+        if "configure(quick=False)" in code:
+            continue
+        found = set(re.findall(r"""["']([a-z_]+)["']""", code)) & names
+        found -= NOT_READ_IN_QUICK_MODE.get(path.stem, set())
+        if found:
+            named[path.stem] = found
+    assert named == {c: set(s) for c, s in conftest.CHAPTER_STUDIES.items()}
+    listed = {s for group in conftest.CHAPTER_STUDIES.values() for s in group}
+    assert set(conftest.LONGEST_FIRST) == listed

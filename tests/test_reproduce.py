@@ -63,9 +63,17 @@ def test_compare_names_a_missing_column():
 
 # The runs of the book's studies that the committed store lacks, and why: the book's tables
 # before the store did not hold them (chapter 2's toy was written as a table of its own; the
-# long twin's regularizers were never trained).
+# long twin's regularizers were never trained); section 5c under the protocol is being trained
+# network by network (grey-box first), and this list shrinks as its runs land.
 NOT_STORED = {
     "failure_case": {"ERM"},
+    "pendulum_architectures_settled": {
+        *(f"{m} [{a}]" for a in ("deeper", "SiLU") for m in ("ERM", "SAM (nn)", "ASAM (nn)")),
+        *(f"{m} [{a}]" for a in ("deeper", "SiLU") for m in ("L2 λ=0.001", "APHYNITY λ₀=1")),
+        *(f"orthogonality c=0.01 [{a}]" for a in ("deeper", "SiLU")),
+        *(f"L2 λ={w} [{a}]" for a in ("grey-box", "deeper", "SiLU") for w in ("0.0001", "0.01")),
+        "ASAM (nn) [grey-box]",
+    },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
 }
 
