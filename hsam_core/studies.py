@@ -372,23 +372,23 @@ def pendulum_architectures_settled() -> Study:
     the same methods, the same keys), network by network (a sweep cut short leaves whole
     networks unmeasured). Quick mode: ERM and SAM on the grey-box and SiLU networks."""
     base = pendulum_settled()
-    strengths = {c.label: c.method for c in regularizer_grid(APHYNITY_SETTLED)}
+    own = {(c.label, c.method.rho): c for c in base.configs}  # the additive runs themselves
     untuned = [
-        Method.erm(),
-        strengths["L2 λ=0.001"],
-        strengths["APHYNITY λ₀=1"],
-        strengths["orthogonality c=0.01"],
-        Method.sam(SAM_RHO),
-        Method.asam(1.0),
+        ("ERM", 0.0),
+        ("L2 λ=0.001", 0.0),
+        ("APHYNITY λ₀=1", 0.0),
+        ("orthogonality c=0.01", 0.0),
+        ("SAM (nn)", SAM_RHO),
+        ("ASAM (nn)", 1.0),
     ]
-    retune = [strengths["L2 λ=0.0001"], strengths["L2 λ=0.01"]]
-    retune += [Method.sam(rho) for rho in RETUNE["SAM (nn)"] if rho != SAM_RHO]
+    retune = [("L2 λ=0.0001", 0.0), ("L2 λ=0.01", 0.0)]
+    retune += [("SAM (nn)", rho) for rho in RETUNE["SAM (nn)"] if rho != SAM_RHO]
     networks = pick(RETUNE_ORDER, ("grey-box", "SiLU"))
-    methods = pick(untuned + retune, [Method.erm(), Method.sam(SAM_RHO)])
+    chosen = pick(untuned + retune, [("ERM", 0.0), ("SAM (nn)", SAM_RHO)])
     configs = [
-        Config(m) if a == "additive" else Config(m, {"architecture": a}, f"{m.label} [{a}]")
+        own[x] if a == "additive" else Config(own[x].method, {"architecture": a}, f"{x[0]} [{a}]")
         for a in networks
-        for m in methods
+        for x in chosen
     ]
     return base.but(name="pendulum_architectures_settled", configs=tuple(configs))
 
