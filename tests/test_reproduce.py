@@ -72,7 +72,6 @@ NOT_STORED = {
         *(f"{m} [{a}]" for a in ("deeper", "SiLU") for m in ("L2 λ=0.001", "APHYNITY λ₀=1")),
         *(f"orthogonality c=0.01 [{a}]" for a in ("deeper", "SiLU")),
         *(f"L2 λ={w} [{a}]" for a in ("deeper", "SiLU") for w in ("0.0001", "0.01")),
-        "L2 λ=0.01 [grey-box]",
         "ASAM (nn) [grey-box]",
     },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
