@@ -5,8 +5,10 @@ requirements.txt pins ``nbval==0.11.0``.
 """
 
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import nbval.plugin as _nbval
 import pytest
@@ -37,15 +39,16 @@ def pytest_collectstart(collector):
 
 
 # ---------------------------------------------------------------------------------------------
-# Quick mode: the chapters' studies trained before the first chapter runs.
+# Quick mode: the chapters' studies trained while the tests run.
 #
 # In quick mode a chapter trains the quick version of the studies it reads into a scratch store
-# (hsam_core.report.results), one run after another on one core. Here the same sweep trains them
-# all at once, on a local Ray (one worker per core, the radii of a method as one stacked
-# ensemble), in the background while the unit tests run; the first chapter waits for it and every
-# chapter then finds its runs in the scratch store. The numbers are the ones the chapters would
-# train (tests/test_sweep.py: Ray and stacked sweeps store exactly the rows of a plain sweep). A
-# study missing from this list is still trained by its chapter, only later and alone.
+# (hsam_core.report.results), one run after another on one core. Here one sweep trains them all,
+# on a local Ray (one worker per core; ERM with SAM's and ASAM's radii as one stacked ensemble),
+# in the background from the start of the session, in the order the chapters come; each chapter
+# waits, before its first cell, only until its own runs are in the scratch store, so the first
+# chapters run while the sweep trains the later ones. The numbers are the ones the chapters
+# would train (tests/test_sweep.py: Ray and stacked sweeps store exactly the rows of a plain
+# sweep). A study missing from this list is still trained by its chapter, only later and alone.
 
 # The studies each chapter reads in quick mode (5c and 11 read the book's store in both modes);
 # tests/test_book.py checks it against the study names in the chapters' code.
@@ -63,52 +66,75 @@ CHAPTER_STUDIES = {
     "09_wind_tunnel": ("wind_tunnel",),
     "10_light_tunnel": ("light_tunnel",),
 }
-# The order in which they are handed to the sweep: the longest first (measured in quick mode),
-# so that the two workers finish together.
-LONGEST_FIRST = (
-    "pendulum_images",
-    "duffing_settled",
-    "duffing_identifiable_settled",
-    "pendulum_settled",
-    "pendulum_cost",
-    "pendulum_failure",
-    "pendulum_greybox",
-    "reaction_diffusion",
-    "reaction_diffusion_aphynity",
-    "light_tunnel",
-    "wind_tunnel",
-    "failure_case",
-)
+POLL_SECONDS = 2
 
 _pretraining: dict = {}
 
 
-def pytest_collection_finish(session):
-    """Start the sweep of the studies of the quick-mode chapters to run (if any)."""
-    from hsam_core import settings
+def pytest_collection_modifyitems(session, config, items):
+    """The unit tests first, then the chapters that train nothing in quick mode (they read the
+    book's store), then the others in reading order: the sweep trains while the first two run."""
 
-    chapters = {i.path.stem for i in session.items if i.path.suffix == ".ipynb"}
-    needed = {name for c in chapters for name in CHAPTER_STUDIES.get(c, ())}
-    if not settings.get().quick or not needed:
+    def rank(item) -> int:
+        if item.path.suffix != ".ipynb":
+            return 0
+        return 2 if item.path.stem in CHAPTER_STUDIES else 1
+
+    items.sort(key=rank)  # stable: cells and chapters keep their order within each rank
+
+
+def pytest_collection_finish(session):
+    """Start the sweep of the studies of the quick-mode chapters to run (if any), in the order
+    the chapters will run, and note the run keys each chapter waits for."""
+    from hsam_core import settings, sweep
+
+    chapters = list(dict.fromkeys(i.path.stem for i in session.items if i.path.suffix == ".ipynb"))
+    names = list(dict.fromkeys(n for c in chapters for n in CHAPTER_STUDIES.get(c, ())))
+    if not settings.get().quick or not names:
         return
+    todo = {name: {job.key for job in sweep.plan([name])[0]} for name in names}
+    if not any(todo.values()):
+        return
+    waits = {c: set().union(*(todo[n] for n in CHAPTER_STUDIES.get(c, ()))) for c in chapters}
     folder = settings.get().store.parent
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "pretraining.log", "w")  # noqa: SIM115 - closed after the sweep
-    names = [name for name in LONGEST_FIRST if name in needed]
     command = [sys.executable, "-m", "hsam_core", "sweep", *names, "--together", "--ray"]
-    _pretraining.update(
-        process=subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log=log
-    )
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    _pretraining.update(process=process, log=log, waits=waits)
 
 
 def pytest_runtest_setup(item):
-    """Before the first chapter's first cell: wait for the sweep; if it failed, fail that cell
-    with the end of its log (the chapters would then train their runs themselves)."""
-    if item.path.suffix != ".ipynb" or "process" not in _pretraining:
+    """Before a chapter's first cell: wait until the sweep has stored that chapter's runs (or
+    has ended); if it failed, fail that cell with the end of its log (the later chapters then
+    train their runs themselves)."""
+    waits = _pretraining.get("waits", {})
+    keys = waits.pop(item.path.stem, None) if item.path.suffix == ".ipynb" else None
+    if not keys:
         return
-    process, log = _pretraining.pop("process"), _pretraining.pop("log")
-    code = process.wait()
-    log.close()
-    if code != 0:
-        tail = pathlib.Path(log.name).read_text(errors="replace")[-3000:]
-        pytest.fail(f"the quick-mode sweep of the chapters' studies failed ({code}):\n{tail}")
+    from hsam_core import store
+
+    process = _pretraining["process"]
+    while process.poll() is None and not keys <= store.read_specs().keys():
+        time.sleep(POLL_SECONDS)
+    if process.poll() not in (None, 0):
+        waits.clear()
+        tail = pathlib.Path(_pretraining["log"].name).read_text(errors="replace")[-3000:]
+        pytest.fail(
+            f"the quick-mode sweep of the chapters' studies failed ({process.poll()}):\n{tail}"
+        )
+
+
+def pytest_sessionfinish(session):
+    """Stop the sweep if the session ends before it does (a failure with ``-x``, a subset of
+    the tests): SIGINT, so that it shuts its Ray down."""
+    process = _pretraining.pop("process", None)
+    if process is None:
+        return
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    _pretraining.pop("log").close()

@@ -259,8 +259,8 @@ def train_and_score_together(
     model: Mapping | None = None,
     device: torch.device | None = None,
 ) -> list[tuple[dict, Ensemble]]:
-    """:func:`train_and_score` of several configurations of one method that differ only in ρ
-    (the radii of a grid), trained as one stacked ensemble (:func:`~hsam_core.train.fit` with
+    """:func:`train_and_score` of several configurations that differ only in ρ and ``adaptive``
+    (the radii of SAM's and ASAM's grids), trained as one stacked ensemble (:func:`~hsam_core.train.fit` with
     lists of ensembles and methods) and scored one by one. Each configuration gets what
     :func:`train_and_score` gives it — the same numbers (bit for bit on the CPU, see
     :func:`~hsam_core.train.fit`), its ``seconds`` its share of the common wall time — so its

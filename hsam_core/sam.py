@@ -23,9 +23,10 @@ What this file adds to the usual davda54/sam wrapper, for hybrid models:
 * ``state_dict`` / ``load_state_dict`` carry the base optimizer's state;
 * ``member_dim``: for an ensemble whose parameters stack K independent models along one
   dimension, every member gets its own norm ‖T g‖_k, exactly as K separate SAM optimizers;
-  a group's ``rho`` may then also be K per-member radii, ε_k = ρ_k T² g_k / ‖T g_k‖, and
-  ``member_blocks`` makes the stack of several configurations bit-for-bit equal to one
-  optimizer per configuration.
+  a group's ``rho`` may then also be K per-member radii, ε_k = ρ_k T_k² g_k / ‖T_k g_k‖, its
+  ``adaptive`` K per-member flags (SAM and ASAM members in one stack), and ``member_blocks``
+  makes the stack of several configurations bit-for-bit equal to one optimizer per
+  configuration.
 
 A SAM step costs two forward-backward passes. :class:`LookSAM` (Liu et al., 2022) amortises
 the second one: the full SAM gradient every k-th step, its sharpness direction reused in between
@@ -80,31 +81,57 @@ def _check_rho(rho: Any, where: str) -> float | torch.Tensor:
     return radii
 
 
-def _check_group(group: dict[str, Any], where: str, member_dim: int | None = None) -> None:
-    """ρ, η and ``adaptive`` of one param group (its own or the defaults); a per-member ρ is
-    stored as a float64 tensor, and its length checked against the group's parameters."""
-    group["rho"] = rho = _check_rho(group["rho"], where)
-    if isinstance(rho, torch.Tensor):
-        if member_dim is None:
+def _check_adaptive(adaptive: Any, where: str) -> bool | torch.Tensor:
+    """``adaptive``: True (ASAM) or False (SAM), or per-member flags, returned as a bool
+    tensor."""
+    if isinstance(adaptive, bool):
+        return adaptive
+    if (
+        isinstance(adaptive, (list, tuple))
+        and adaptive
+        and all(isinstance(a, bool) for a in adaptive)
+    ):
+        return torch.tensor(adaptive)
+    if isinstance(adaptive, torch.Tensor) and adaptive.dtype == torch.bool and adaptive.dim() == 1:
+        return adaptive.detach().cpu().clone()
+    raise TypeError(
+        f"SAM: adaptive must be True (ASAM) or False (SAM), got {adaptive!r} ({where}); with "
+        "member_dim also per-member flags (a non-empty 1-D list, tuple or bool tensor)"
+    )
+
+
+def _check_members(
+    values: torch.Tensor, what: str, group: dict[str, Any], member_dim: int | None, where: str
+) -> None:
+    """Per-member ``values`` (``what``: "rho" radii or "adaptive" flags): one per member of
+    every parameter of the group, along ``member_dim``."""
+    noun = "radii" if what == "rho" else "flags"
+    if member_dim is None:
+        raise ValueError(
+            f"SAM: a per-member {what} ({values.numel()} {noun}) needs member_dim, the dimension "
+            f"that stacks the members ({where})"
+        )
+    for p in group.get("params", []):
+        size = p.shape[member_dim % p.dim()] if p.dim() else None
+        if size != values.numel():
             raise ValueError(
-                f"SAM: a per-member rho (a tensor of {rho.numel()} radii) needs member_dim, "
-                f"the dimension that stacks the members ({where})"
+                f"SAM: {what} holds {values.numel()} per-member {noun} but a parameter of shape "
+                f"{tuple(p.shape)} stacks {size} members along member_dim={member_dim} ({where})"
             )
-        for p in group.get("params", []):
-            size = p.shape[member_dim % p.dim()] if p.dim() else None
-            if size != rho.numel():
-                raise ValueError(
-                    f"SAM: rho holds {rho.numel()} per-member radii but a parameter of shape "
-                    f"{tuple(p.shape)} stacks {size} members along member_dim={member_dim} "
-                    f"({where})"
-                )
+
+
+def _check_group(group: dict[str, Any], where: str, member_dim: int | None = None) -> None:
+    """ρ, η and ``adaptive`` of one param group (its own or the defaults); per-member values
+    are stored as tensors (ρ in float64), their length checked against the group's
+    parameters."""
+    group["rho"] = rho = _check_rho(group["rho"], where)
+    group["adaptive"] = adaptive = _check_adaptive(group["adaptive"], where)
+    for what, values in (("rho", rho), ("adaptive", adaptive)):
+        if isinstance(values, torch.Tensor):
+            _check_members(values, what, group, member_dim, where)
     eta = group["eta"]
     if not _is_real(eta) or not math.isfinite(eta) or eta < 0:
         raise ValueError(f"SAM: eta must be a finite number >= 0, got {eta!r} ({where})")
-    if not isinstance(group["adaptive"], bool):
-        raise TypeError(
-            f"SAM: adaptive must be True (ASAM) or False (SAM), got {group['adaptive']!r} ({where})"
-        )
 
 
 def _check_blocks(
@@ -154,7 +181,8 @@ class SAM(torch.optim.Optimizer):
             ``member_dim``, a group's ρ may also be K per-member radii (a 1-D tensor, list or
             tuple): member k is perturbed by ε_k = ρ_k T² g_k / ‖T g_k‖, as K separate SAM
             optimizers with radii ρ_k would.
-        adaptive: ASAM — scale the neighbourhood by T = |w| + η.
+        adaptive: ASAM — scale the neighbourhood by T = |w| + η. With ``member_dim``, also K
+            per-member flags: T_k = |w_k| + η for the ASAM members, 1 for the others.
         eta: η of ASAM; with ``eta=0`` ASAM equals the davda54 / pytorch_optimizer variant.
         member_dim: if given, every perturbed parameter stacks K independent models along this
             dimension, and the norm ‖T g‖ is taken per member.
@@ -171,7 +199,7 @@ class SAM(torch.optim.Optimizer):
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
         base_optimizer: type[torch.optim.Optimizer],
         rho: float = 0.05,
-        adaptive: bool = False,
+        adaptive: bool | Sequence[bool] | torch.Tensor = False,
         eta: float = 0.01,
         member_dim: int | None = None,
         member_blocks: Sequence[int] | None = None,
@@ -229,11 +257,19 @@ class SAM(torch.optim.Optimizer):
             return stacked.sum(dim=0)
         return torch.cat([b.sum(dim=0) for b in stacked.split(self.member_blocks, dim=1)])
 
+    def _scale(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor | float:
+        """T of ``p``: |w| + η for ASAM, 1 for SAM; with per-member flags, per member."""
+        adaptive = group["adaptive"]
+        if isinstance(adaptive, torch.Tensor):
+            members = self._per_member(adaptive.to(p.device), p)
+            return torch.where(members, p.abs() + group["eta"], 1.0)
+        return p.abs() + group["eta"] if adaptive else 1.0
+
     def _scaled_grad_norm(self, pairs: list[tuple[dict[str, Any], torch.Tensor]]) -> torch.Tensor:
         """‖T g‖₂ over the perturbed parameters: a scalar, or one value per ensemble member."""
         squares = []
         for group, p in pairs:
-            tg = (p.abs() + group["eta"]) * p.grad if group["adaptive"] else p.grad
+            tg = self._scale(group, p) * p.grad
             squares.append(self._member_sum(tg.pow(2)))
         return self._sum_over_params(squares).sqrt()
 
@@ -264,7 +300,7 @@ class SAM(torch.optim.Optimizer):
                 state["old_p"].copy_(p)
             else:
                 state["old_p"] = p.detach().clone()
-            t2 = (p.abs() + group["eta"]).pow(2) if group["adaptive"] else 1.0
+            t2 = self._scale(group, p) ** 2
             rho = group["rho"]
             if isinstance(rho, torch.Tensor):  # per-member radii, rounded as a scalar ρ is
                 rho = rho.to(inv_norm)

@@ -336,6 +336,10 @@ def pendulum_width() -> Study:
 # 0.1-0.3 % (pendulum_settled, in the store).
 PENDULUM_SETTLE = dict(min_epochs=200, max_epochs=2000, check_every=20)
 PENDULUM_SETTLE_QUICK = dict(min_epochs=50, max_epochs=100, check_every=10)
+# Quick mode's Duffing runs stop at 60 epochs: chapter 8's and 8b's quick claims hold there
+# (measured: ERM's damping δ̂ 2.2x the truth; the twin's ERM 18.7 % off, ASAM 7.9 %), the
+# pendulum's (L2 and LookASAM closer than ERM) not yet, so the pendulum keeps 100.
+DUFFING_SETTLE_QUICK = dict(min_epochs=30, max_epochs=60, check_every=10)
 # APHYNITY's settings but λ₀ (its grid) in the ODE tasks' protocol grids: τ₂ = 1, every 5 steps,
 # the state-normalised ‖f_nn‖²
 APHYNITY_SETTLED = dict(tau2=1.0, every=5, normalized=True)
@@ -426,13 +430,12 @@ def pendulum_images() -> Study:
     return Study(
         "pendulum_images",
         "pendulum_images",
-        tuple(
-            _comparison("pendulum_images", pick(200, 32), True, ("ERM", "SAM (nn)", "physics only"))
-        ),
+        tuple(_comparison("pendulum_images", pick(200, 32), True, ("ERM", "SAM (nn)"))),
         pick(SEEDS, QUICK_SEEDS),
         # 15 training movies (450 windows) in minibatches of 90, 150 epochs; quick mode: 10
-        # movies in minibatches of 50, 50 epochs (the longest quick study: at 100 epochs ERM's
-        # ω₀² is 33 % off and SAM's 2.9 %, at 50 epochs 34 % and 7.9 %, measured)
+        # movies in minibatches of 50, 50 epochs, ERM and SAM only (the longest quick study: at
+        # 100 epochs ERM's ω₀² is 33 % off and SAM's 2.9 %, at 50 epochs 34 % and 7.9 %,
+        # measured; the physics-only fit, 40 % of its cost, is shown in full mode only)
         pick(dict(epochs=150, batch_size=90), dict(epochs=50, batch_size=50)),
     )
 
@@ -568,7 +571,7 @@ def _duffing_settled(name: str, task: str) -> Study:
         task,
         (*settled_comparison(32, APHYNITY_SETTLED, quick), *pick([control], [])),
         pick(SEEDS, QUICK_SEEDS),
-        dict(settle=pick(PENDULUM_SETTLE, PENDULUM_SETTLE_QUICK), batch_size=pick(150, 50)),
+        dict(settle=pick(PENDULUM_SETTLE, DUFFING_SETTLE_QUICK), batch_size=pick(150, 50)),
         task_params=dict(noise=duffing_task.NOISE, extrapolation=True, hidden=32),
     )
 

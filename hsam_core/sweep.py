@@ -11,10 +11,11 @@ stopped; a run that fails is reported with its error while the others go on::
     python -m hsam_core sweep pendulum --ray            # a local Ray, one task per core
     python -m hsam_core sweep pendulum --ray auto       # the cluster of `ray start`
 
-With ``together`` (``--together``), the runs of a study that differ only in ρ — the radii of
-one method, and ERM with SAM's radii — train as one stacked ensemble (one process, one Ray
-task): the same numbers as trained one by one (:func:`~hsam_core.train.fit`), each written
-under its own key, for a fraction of the time where the networks are small.
+With ``together`` (``--together``), the runs that differ only in ρ and in SAM versus ASAM —
+ERM with SAM's and ASAM's radii, of one study or of several on the same task and training —
+train as one stacked ensemble (one process, one Ray task): the same numbers as trained one by
+one (:func:`~hsam_core.train.fit`), each written under its own key, for a fraction of the time
+where the networks are small.
 
 Ray is optional (``pip install "hsam-core[ray]"``) and imported only when a sweep asks for it.
 """
@@ -148,11 +149,13 @@ def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
     return payload
 
 
-def train_jobs(study: Study, indices: Sequence[int], specs: Sequence[dict], quick: bool) -> list:
-    """Train the configurations ``indices`` of ``study``, which differ only in ρ, as one
-    stacked ensemble (:func:`~hsam_core.experiments.train_and_score_together`), and return
-    what the cache stores for each — what :func:`train_job` returns for it."""
-    configs = [_checked_config(study, i, spec, quick) for i, spec in zip(indices, specs)]
+def train_jobs(jobs: Sequence[Job], quick: bool) -> list:
+    """Train ``jobs``, a group of :func:`batches` (runs whose specifications differ only in ρ
+    and ``adaptive``), as one stacked ensemble
+    (:func:`~hsam_core.experiments.train_and_score_together`), and return what the cache stores
+    for each — what :func:`train_job` returns for it."""
+    configs = [_checked_config(job.study, job.index, job.spec, quick) for job in jobs]
+    study = jobs[0].study  # its task, seeds and training settings are every job's
     scored = experiments.train_and_score_together(
         study.build_task(),
         [config.method for config in configs],
@@ -165,20 +168,21 @@ def train_jobs(study: Study, indices: Sequence[int], specs: Sequence[dict], quic
 
 
 def batches(jobs: Sequence[Job]) -> list[list[Job]]:
-    """``jobs`` in groups that train together: the runs of one study whose specifications
-    differ only in the method's ρ (and kind: ERM is ρ = 0) and in labels — no regularizer —
-    in order of their first job; every other run alone."""
+    """``jobs`` in groups that train together: the runs whose specifications differ only in
+    the method's ρ, kind (ERM is ρ = 0) and ``adaptive`` (SAM and ASAM) and in labels — no
+    regularizer; of one study or of several with the same task, data, seeds and training — in
+    order of their first job; every other run alone."""
     groups: dict[str, list[Job]] = {}
     for i, job in enumerate(jobs):
         method = job.spec["method"]
         if method["regularizer"] is not None:
             groups[f"alone {i}"] = [job]
             continue
-        shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind")}
+        shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind", "adaptive")}
         rest = {k: v for k, v in job.spec.items() if k != "method"}
         # the configuration's display name ("ERM [deeper]") is in its training settings
         rest["training"] = {k: v for k, v in rest["training"].items() if k != "model"}
-        key = json.dumps([job.study.name, shared, rest], sort_keys=True, default=str)
+        key = json.dumps([shared, rest], sort_keys=True, default=str)
         groups.setdefault(key, []).append(job)
     return list(groups.values())
 
@@ -188,8 +192,7 @@ def _train(group: Sequence[Job], quick: bool) -> list[dict]:
     if len(group) == 1:
         [job] = group
         return [train_job(job.study, job.index, job.spec, quick)]
-    study = group[0].study
-    return train_jobs(study, [job.index for job in group], [job.spec for job in group], quick)
+    return train_jobs(group, quick)
 
 
 def _summary(job: Job, payload: dict) -> str:
@@ -212,7 +215,7 @@ def sweep(
     """Train every run of the studies ``names`` that is not in the results store, and write
     each into the store as it arrives. A run whose weights are in the local cache but whose
     rows are not in the store is written from the cache without training. ``together``
-    trains the runs of a study that differ only in ρ as one stacked ensemble
+    trains the runs of a study that differ only in ρ and ``adaptive`` as one stacked ensemble
     (:func:`batches`); each is still written under its own key.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per

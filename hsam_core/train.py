@@ -6,9 +6,9 @@ adaptive (ASAM) and how often the SAM gradient is computed (``every = k``: LookS
 reuses it for k − 1 cheaper steps). :func:`fit` trains an
 :class:`~hsam_core.ensemble.Ensemble` of K seeds at once; member k draws its own minibatch
 order from its own seed, exactly as a separate run with that seed would. It also trains
-several configurations of one method that differ only in ρ (the radii of a grid) as one
-stacked ensemble, each with its own radius, protocol and history: for tiny networks a wider
-ensemble costs little more per epoch than a narrow one.
+several configurations that differ only in ρ and in SAM versus ASAM (ERM and the radii of
+both grids) as one stacked ensemble, each with its own radius, protocol and history: for tiny
+networks a wider ensemble costs little more per epoch than a narrow one.
 """
 
 from __future__ import annotations
@@ -283,11 +283,12 @@ def make_optimizer(
     lr_phys: float = 1e-2,
     rho: torch.Tensor | None = None,
     member_blocks: Sequence[int] | None = None,
+    adaptive: torch.Tensor | None = None,
 ) -> torch.optim.Optimizer:
     """Adam with one group for the network and one for θ; wrapped in SAM when ``rho > 0``.
-    Several configurations of one method stacked into one model (:func:`fit`): ``rho``, the
-    per-member radii (K,) in place of ``method.rho``, and ``member_blocks``, the members of
-    each configuration (SAM's ``member_blocks``)."""
+    Several configurations stacked into one model (:func:`fit`): ``rho`` and ``adaptive``, the
+    per-member radii and ASAM flags (K,) in place of ``method.rho`` and ``method.adaptive``,
+    and ``member_blocks``, the members of each configuration (SAM's ``member_blocks``)."""
     radius = method.rho if rho is None else rho
     groups = [
         {"params": model.ml_parameters(), "lr": lr_nn, "rho": radius},
@@ -304,7 +305,7 @@ def make_optimizer(
         raise ValueError(f"{method.label}: the model has no parameters for SAM to perturb")
     options = dict(
         rho=radius,
-        adaptive=method.adaptive,
+        adaptive=method.adaptive if adaptive is None else adaptive,
         eta=method.eta,
         member_dim=0,
         member_blocks=member_blocks,
@@ -368,7 +369,8 @@ def _configurations(
     model: Ensemble | Sequence[Ensemble], method: Method | Sequence[Method]
 ) -> tuple[list[Ensemble], list[Method]]:
     """The ensembles and methods of :func:`fit`, one per configuration, checked: one ensemble
-    and one method, or lists of equal length whose methods differ only in ρ (and label)."""
+    and one method, or lists of equal length whose methods differ only in ρ and ``adaptive``
+    (and label)."""
     several = not isinstance(model, torch.nn.Module) and isinstance(model, (list, tuple))
     if not several and not isinstance(model, Ensemble):
         raise TypeError(
@@ -407,13 +409,15 @@ def _configurations(
             "method on its own"
         )
     shared = [
-        {k: v for k, v in meth.spec().items() if k not in ("kind", "rho")} for meth in methods
+        {k: v for k, v in meth.spec().items() if k not in ("kind", "rho", "adaptive")}
+        for meth in methods
     ]
     for meth, fields in zip(methods[1:], shared[1:]):
         if fields != shared[0]:
             differ = sorted(k for k in fields if fields[k] != shared[0][k])
             raise ValueError(
-                f"fit: the configurations trained together must differ only in rho; "
+                f"fit: the configurations trained together must differ only in rho and "
+                f"adaptive; "
                 f"{meth.label} differs from {methods[0].label} in {differ}"
             )
     return models, methods
@@ -439,9 +443,10 @@ def fit(
     """Train ``model`` (an ensemble of K members) on ``data`` with ``method``.
 
     **Several configurations at once.** ``model`` a list of ensembles and ``method`` a list of
-    methods, one per configuration, that differ only in ρ (e.g. the radii of a grid; no
-    regularizer): they train as one stacked ensemble (:meth:`Ensemble.stack`) whose member k
-    has its configuration's radius ρ_k (:class:`~hsam_core.sam.SAM`'s per-member radii) and
+    methods, one per configuration, that differ only in ρ and ``adaptive`` (e.g. the radii of
+    SAM's and ASAM's grids; no regularizer): they train as one stacked ensemble
+    (:meth:`Ensemble.stack`) whose member k has its configuration's radius ρ_k and SAM or
+    ASAM (:class:`~hsam_core.sam.SAM`'s per-member radii and flags) and
     draws its minibatches from its own seed. With ``settle`` each configuration follows the
     protocol on its own: its decay begins when *its* members have settled (or at the budget),
     its rates decay on its own schedule, and once its decay has ended its members are frozen
@@ -540,10 +545,15 @@ def fit(
             f"lr_milestones must lie in (0, epochs = {capacity}) and lr_gamma in (0, 1]; got "
             f"{tuple(lr_milestones)} and {lr_gamma}"
         )
-    if several:  # member k perturbed with its configuration's radius
+    if several:  # member k perturbed with its configuration's radius, as SAM or ASAM
         radii = [float(m.rho) for m, size in zip(methods, sizes) for _ in range(size)]
         rho = torch.tensor(radii, dtype=torch.float64)
-        optimizer = make_optimizer(model, method, lr_nn, lr_phys, rho, member_blocks=sizes)
+        adaptive = torch.tensor(
+            [m.adaptive for m, size in zip(methods, sizes) for _ in range(size)]
+        )
+        optimizer = make_optimizer(
+            model, method, lr_nn, lr_phys, rho, member_blocks=sizes, adaptive=adaptive
+        )
     optimizer = optimizer or make_optimizer(model, method, lr_nn, lr_phys)
     check_optimizer(model, optimizer)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones, lr_gamma)

@@ -1,10 +1,11 @@
 """Seconds per epoch of the pendulum's SAM radii trained as one stacked ensemble versus one
 ensemble per radius (the "configurations as one model" lever), one thread.
 
-    python scripts/configurations_cost.py [--epochs 2] [--rounds 3] [--hidden 32]
+    python scripts/configurations_cost.py [--epochs 2] [--rounds 3] [--hidden 32] [--grid]
 
 The task of study ``pendulum_settled`` (noise, extrapolation split, full mode), the five radii
-of ``SAM_RHOS`` × the five seeds, minibatches of 150. The two arms take turns round by round,
+of ``SAM_RHOS`` × the five seeds, minibatches of 150; with ``--grid`` the whole group that
+``sweep --together`` stacks in a settled study: ERM, SAM's radii and ASAM's (``ASAM_RHOS``). The two arms take turns round by round,
 so that a load on the machine hits them alike, and each keeps its fastest round: one
 ``fit`` of 25 members (the five configurations stacked) against five ``fit`` calls of 5
 members. Both train the same members on the same minibatches and give the same numbers
@@ -19,7 +20,7 @@ import torch
 
 from hsam_core import settings
 from hsam_core.ensemble import Ensemble
-from hsam_core.experiments import SAM_RHOS
+from hsam_core.experiments import ASAM_RHOS, SAM_RHOS
 from hsam_core.studies import SEEDS
 from hsam_core.systems import pendulum
 from hsam_core.train import Method, fit
@@ -30,12 +31,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--grid", action="store_true", help="ERM, SAM's and ASAM's radii")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # as every result is trained (experiments.train_and_score)
     settings.configure(quick=False)
     task = pendulum.task(noise=pendulum.NOISE, extrapolation=True, hidden=args.hidden)
     methods = [Method.sam(rho) for rho in SAM_RHOS]
+    if args.grid:
+        methods = [Method.erm(), *methods, *(Method.asam(rho) for rho in ASAM_RHOS)]
     seeds = list(SEEDS)
 
     def together() -> None:
@@ -61,7 +65,7 @@ def main() -> None:
         f"{args.epochs} epochs, arms interleaved"
     )
     print(
-        f"  {len(methods)} radii × {k} seeds as one ensemble of {len(methods) * k}: "
+        f"  {len(methods)} configurations × {k} seeds as one ensemble of {len(methods) * k}: "
         f"{best['stacked']:.2f} s/epoch"
     )
     print(f"  {len(methods)} ensembles of {k}, one after another: {best['apart']:.2f} s/epoch")

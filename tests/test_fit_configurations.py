@@ -1,6 +1,6 @@
-"""Several configurations (the radii of a grid) trained as one stacked ensemble give the numbers
-of each configuration trained alone: the histories, the protocol's decay epochs, lengths and
-verdicts, and the trained weights."""
+"""Several configurations (ERM and the radii of SAM's and ASAM's grids) trained as one stacked
+ensemble give the numbers of each configuration trained alone: the histories, the protocol's
+decay epochs, lengths and verdicts, and the trained weights."""
 
 import pytest
 import torch
@@ -52,6 +52,14 @@ def test_radii_under_the_protocol_equal_their_separate_fits(toy):
     _assert_same(alone, together)
     for (model, history), method in zip(together, methods):
         assert model.seeds == SEEDS and history.loss.shape[1] == len(SEEDS), method.label
+
+
+def test_sam_and_asam_radii_under_the_protocol_equal_their_separate_fits(toy):
+    # ERM, SAM and ASAM in one stack: each member scaled by its own T (1, or |w| + η)
+    methods = [Method.erm(), Method.sam(0.1), Method.asam(0.5), Method.asam(1.0)]
+    settle = Settle(min_epochs=20, max_epochs=40, check_every=10)
+    alone, together = _alone_and_together(toy, methods, batch_size=16, settle=settle)
+    _assert_same(alone, together)
 
 
 def test_configurations_that_settle_at_different_epochs(toy):
@@ -131,7 +139,8 @@ def test_bad_stacks_and_splits_are_refused(toy, call, error, match):
     [
         ([Method.sam(0.1)], {}, ValueError, "2 ensembles and 1 methods"),
         ([Method.sam(0.1), Method.sam(0.2, perturb="all")], {}, ValueError, r"\['perturb'\]"),
-        ([Method.sam(0.1), Method.asam(0.2)], {}, ValueError, "differ only in rho"),
+        ([Method.sam(0.1), Method.asam(0.2, eta=0.1)], {}, ValueError, r"\['eta'\]"),
+        ([Method.sam(0.1), Method.looksam(0.1, every=5)], {}, ValueError, "rho and adaptive"),
         ([Method.erm(), Method.regularized(L2(1e-3))], {}, ValueError, "regularizers"),
         ([Method.sam(0.1), "SAM"], {}, TypeError, r"method\[1\] must be a Method"),
         ([Method.sam(0.1), Method.sam(0.2)], {"optimizer": "own"}, ValueError, "optimizer=None"),

@@ -178,3 +178,40 @@ def test_bad_member_blocks_are_refused(blocks, member_dim, match):
     w = torch.nn.Parameter(torch.zeros(K, 3))
     with pytest.raises(ValueError, match=match):
         SAM([w], torch.optim.SGD, member_dim=member_dim, member_blocks=blocks, lr=0.1)
+
+
+def test_per_member_adaptive_flags_perturb_each_member_as_its_own_sam_or_asam():
+    """A stack of SAM and ASAM members (per-member ``adaptive`` and ρ) moves each member
+    exactly as its own optimizer would, bit for bit."""
+    torch.manual_seed(5)
+    w, grads = torch.randn(4, 6), torch.randn(4, 6)
+    flags, radii = [False, True, True, False], [0.1, 1.0, 0.5, 0.0]
+    stacked = torch.nn.Parameter(w.clone())
+    stacked.grad = grads.clone()
+    opt = SAM([stacked], torch.optim.SGD, rho=radii, adaptive=flags, member_dim=0, lr=0.1)
+    opt.first_step()
+    for k in range(4):
+        single = torch.nn.Parameter(w[k : k + 1].clone())
+        single.grad = grads[k : k + 1].clone()
+        own = SAM([single], torch.optim.SGD, rho=radii[k], adaptive=flags[k], member_dim=0, lr=0.1)
+        own.first_step()
+        assert torch.equal(stacked[k].detach(), single[0].detach()), k
+    assert torch.equal(opt.param_groups[0]["adaptive"], torch.tensor(flags))
+    opt.load_state_dict(opt.state_dict())  # the flags survive a round trip
+    assert torch.equal(opt.param_groups[0]["adaptive"], torch.tensor(flags))
+
+
+@pytest.mark.parametrize(
+    "adaptive, member_dim, error, match",
+    [
+        ([True, False], None, ValueError, "per-member adaptive .* flags.* needs member_dim"),
+        ([True, False, True], 0, ValueError, "adaptive holds 3 per-member flags"),
+        ([1, 0], 0, TypeError, "adaptive must be True"),
+        ("yes", None, TypeError, "adaptive must be True"),
+        ([], 0, TypeError, "adaptive must be True"),
+    ],
+)
+def test_bad_adaptive_flags_are_refused(adaptive, member_dim, error, match):
+    w = torch.nn.Parameter(torch.zeros(2, 3))
+    with pytest.raises(error, match=match):
+        SAM([w], torch.optim.SGD, adaptive=adaptive, member_dim=member_dim, lr=0.1)

@@ -204,21 +204,23 @@ def test_a_chapter_trains_like_a_sweep_with_subnormals_flushed(one_thread, monke
 
 
 def test_a_sweep_together_stores_exactly_the_rows_of_a_sweep_apart(tmp_path, one_thread):
-    """ERM and SAM differ only in ρ: trained as one stacked ensemble, each run is stored under
-    its own key with the numbers it has when trained alone (all but the timing)."""
-    todo, _ = sweep.plan([STUDY], LABELS, EPOCHS)
-    assert [len(group) for group in sweep.batches(todo)] == [2]  # one model for both
-    assert sweep.sweep([STUDY], LABELS, EPOCHS) == []
+    """ERM, SAM and ASAM differ only in ρ and ``adaptive``: trained as one stacked ensemble,
+    each run is stored under its own key with the numbers it has when trained alone (all but
+    the timing) — ASAM here from a second study on the same task and training."""
+    studies = [STUDY, STUDY.but(name="tiny_asam", configs=(Config(Method.asam(1.0)),))]
+    todo, _ = sweep.plan(studies)
+    assert [len(group) for group in sweep.batches(todo)] == [3]  # one model for the three
+    assert sweep.sweep(studies) == []
     apart = stored_rows()
     settings.configure(store=tmp_path / "together-store", cache=tmp_path / "together-cache")
-    assert sweep.sweep([STUDY], LABELS, EPOCHS, together=True) == []
+    assert sweep.sweep(studies, together=True) == []
     together = stored_rows()
-    assert len(apart) == 2 * len(STUDY.seeds)
+    assert len(apart) == 3 * len(STUDY.seeds)
     pd.testing.assert_frame_equal(together, apart)  # same runs, same keys, same numbers
     assert store.check() == []
 
 
-def test_runs_that_differ_only_in_rho_are_batched():
+def test_runs_that_differ_only_in_rho_and_adaptive_are_batched():
     regularized = Method.regularized(L2(1e-3))
     study = STUDY.but(
         configs=(
@@ -234,8 +236,21 @@ def test_runs_that_differ_only_in_rho_are_batched():
     todo, _ = sweep.plan([study])
     groups = [[(job.label, job.rho) for job in group] for group in sweep.batches(todo)]
     assert groups == [
-        [("ERM", 0.0), ("SAM (nn)", 0.1), ("SAM (nn)", 0.2)],
-        [("ASAM (nn)", 1.0), ("ASAM (nn)", 2.0)],
+        [
+            ("ERM", 0.0),
+            ("SAM (nn)", 0.1),
+            ("ASAM (nn)", 1.0),
+            ("SAM (nn)", 0.2),
+            ("ASAM (nn)", 2.0),
+        ],
         [("L2", 0.0)],
         [("physics only", 0.0)],
     ]
+    # a second study on the same task, data, seeds and training joins the first one's group
+    other = study.but(name="other", configs=(Config(Method.asam(0.5)), Config(Method.sam(0.1))))
+    todo, _ = sweep.plan([study, other])  # its SAM ρ = 0.1 is the first study's run: listed once
+    groups = [[(job.study.name, job.rho) for job in group] for group in sweep.batches(todo)]
+    assert groups[0][-1] == ("other", 0.5) and len(groups[0]) == 6 and len(groups) == 3
+    longer = other.but(training={**other.training, "epochs": 3})  # another training: apart
+    todo, _ = sweep.plan([study, longer])
+    assert [len(group) for group in sweep.batches(todo)] == [5, 1, 1, 2]
