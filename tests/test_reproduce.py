@@ -70,9 +70,8 @@ NOT_STORED = {
     "pendulum_architectures_settled": {
         *(f"{m} [SiLU]" for m in ("ERM", "SAM (nn)", "L2 λ=0.001", "APHYNITY λ₀=1")),
         *(f"ASAM (nn) [{a}]" for a in ("deeper", "SiLU")),
-        *(f"orthogonality c=0.01 [{a}]" for a in ("deeper", "SiLU")),
+        "orthogonality c=0.01 [SiLU]",
         *(f"L2 λ={w} [{a}]" for a in ("deeper", "SiLU") for w in ("0.0001", "0.01")),
-        "ASAM (nn) [grey-box]",
     },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
 }
