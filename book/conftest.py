@@ -85,40 +85,39 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_collection_finish(session):
     """Start the sweep of the studies of the quick-mode chapters to run (if any), in the order
-    the chapters will run, and note the run keys each chapter waits for."""
-    from hsam_core import settings, sweep
+    the chapters will run."""
+    from hsam_core import settings
 
     chapters = list(dict.fromkeys(i.path.stem for i in session.items if i.path.suffix == ".ipynb"))
     names = list(dict.fromkeys(n for c in chapters for n in CHAPTER_STUDIES.get(c, ())))
     if not settings.get().quick or not names:
         return
-    todo = {name: {job.key for job in sweep.plan([name])[0]} for name in names}
-    if not any(todo.values()):
-        return
-    waits = {c: set().union(*(todo[n] for n in CHAPTER_STUDIES.get(c, ()))) for c in chapters}
     folder = settings.get().store.parent
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "pretraining.log", "w")  # noqa: SIM115 - closed after the sweep
     command = [sys.executable, "-m", "hsam_core", "sweep", *names, "--together", "--ray"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    _pretraining.update(process=process, log=log, waits=waits)
+    waiting = {c for c in chapters if c in CHAPTER_STUDIES}
+    _pretraining.update(process=process, log=log, waiting=waiting)
 
 
 def pytest_runtest_setup(item):
     """Before a chapter's first cell: wait until the sweep has stored that chapter's runs (or
     has ended); if it failed, fail that cell with the end of its log (the later chapters then
     train their runs themselves)."""
-    waits = _pretraining.get("waits", {})
-    keys = waits.pop(item.path.stem, None) if item.path.suffix == ".ipynb" else None
-    if not keys:
+    waiting = _pretraining.get("waiting", set())
+    if item.path.suffix != ".ipynb" or item.path.stem not in waiting:
         return
-    from hsam_core import store
+    waiting.discard(item.path.stem)
+    from hsam_core import store, sweep
 
+    # the chapter's run keys, stored already or not (planned here, while the sweep trains)
+    keys = {job.key for part in sweep.plan(CHAPTER_STUDIES[item.path.stem]) for job in part}
     process = _pretraining["process"]
     while process.poll() is None and not keys <= store.read_specs().keys():
         time.sleep(POLL_SECONDS)
     if process.poll() not in (None, 0):
-        waits.clear()
+        waiting.clear()
         tail = pathlib.Path(_pretraining["log"].name).read_text(errors="replace")[-3000:]
         pytest.fail(
             f"the quick-mode sweep of the chapters' studies failed ({process.poll()}):\n{tail}"

@@ -207,13 +207,20 @@ def cache_path(spec: dict) -> pathlib.Path:
     return hsam_settings.get().cache / "runs" / f"{spec['task']}-{run_key(spec)}.pt"
 
 
+def write_whole(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
+    """Write ``path`` whole or not at all: ``write(temporary)`` fills a file beside it, named
+    after this process, that then replaces it — a reader in another process (a parallel sweep,
+    a chapter reading the store while a sweep adds to it) sees the old file or the new one,
+    never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    write(temporary)
+    os.replace(temporary, path)
+
+
 def save_result(payload: dict, path: pathlib.Path) -> None:
-    """Write a :func:`train_and_score` payload to ``path`` atomically: a parallel sweep never
-    reads a half-written file."""
+    """Write a :func:`train_and_score` payload to ``path`` whole (:func:`write_whole`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    write_whole(path, lambda temporary: torch.save(payload, temporary))
 
 
 def train_and_score(
@@ -260,8 +267,8 @@ def train_and_score_together(
     device: torch.device | None = None,
 ) -> list[tuple[dict, Ensemble]]:
     """:func:`train_and_score` of several configurations that differ only in ρ and ``adaptive``
-    (the radii of SAM's and ASAM's grids), trained as one stacked ensemble (:func:`~hsam_core.train.fit` with
-    lists of ensembles and methods) and scored one by one. Each configuration gets what
+    (the radii of SAM's and ASAM's grids), trained as one stacked ensemble
+    (:func:`~hsam_core.train.fit` with lists of ensembles and methods) and scored one by one. Each configuration gets what
     :func:`train_and_score` gives it — the same numbers (bit for bit on the CPU, see
     :func:`~hsam_core.train.fit`), its ``seconds`` its share of the common wall time — so its
     result belongs under its own run key."""

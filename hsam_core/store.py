@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import torch
 
 from . import settings
-from .experiments import run_key, settled, theta_drift
+from .experiments import run_key, settled, theta_drift, write_whole
 from .train import History
 
 SPECS = "specs.jsonl"
@@ -201,15 +200,6 @@ def history_paths(key: str, history: History, seeds: Sequence[int]) -> pd.DataFr
     return path_rows(key, history.theta, seeds, curves)
 
 
-def _whole(path: pathlib.Path, write: Callable[..., object], **kwargs) -> None:
-    """Write ``path`` whole or not at all: ``write(temporary, **kwargs)`` fills a file beside it
-    that then replaces it, so that a reader in another process (a chapter reading the store
-    while a sweep adds to it) sees the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.partial")
-    write(temporary, **kwargs)
-    os.replace(temporary, path)
-
-
 def read_specs(store: pathlib.Path | None = None) -> dict[str, dict]:
     """``{key: spec}`` of every run in the store."""
     path = (store or folder()) / SPECS
@@ -239,6 +229,12 @@ def _read_csv(path: pathlib.Path) -> pd.DataFrame:
     return pd.read_csv(
         path, keep_default_na=False, na_values=["", "nan", "NaN"], dtype={"key": str}
     )
+
+
+def _write_csv(table: pd.DataFrame, path: pathlib.Path) -> None:
+    """Write ``table`` to ``path`` whole (:func:`~hsam_core.experiments.write_whole`), in the
+    store's float format."""
+    write_whole(path, lambda tmp: table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT))
 
 
 def read(task: str, store: pathlib.Path | None = None) -> pd.DataFrame:
@@ -279,18 +275,16 @@ def write(
         old = old[old.key != key]
     specs[key] = spec
     table = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-    _whole(store / f"{task}.csv", _order(table).to_csv, index=False, float_format=FLOAT_FORMAT)
+    _write_csv(_order(table), store / f"{task}.csv")
     old_paths = read_paths(task, store)
     if len(old_paths):
         old_paths = old_paths[old_paths.key != key]
     if paths is not None and len(paths):
         old_paths = pd.concat([old_paths, paths], ignore_index=True) if len(old_paths) else paths
     if len(old_paths):
-        _whole(
-            store / f"{task}_theta.csv", old_paths.to_csv, index=False, float_format=FLOAT_FORMAT
-        )
+        _write_csv(old_paths, store / f"{task}_theta.csv")
     lines = [json.dumps({"key": k, "spec": specs[k]}, sort_keys=True) for k in sorted(specs)]
-    _whole(store / SPECS, lambda path: path.write_text("\n".join(lines) + "\n"))
+    write_whole(store / SPECS, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def write_paths(
@@ -312,9 +306,7 @@ def write_paths(
             raise ValueError(f"run {key} has θ paths in the store already")
         old = old[old.key != key]
     table = pd.concat([old, paths], ignore_index=True) if len(old) else paths
-    _whole(
-        store / f"{spec['task']}_theta.csv", table.to_csv, index=False, float_format=FLOAT_FORMAT
-    )
+    _write_csv(table, store / f"{spec['task']}_theta.csv")
 
 
 def weights_path(key: str, store: pathlib.Path | None = None) -> pathlib.Path:
@@ -334,7 +326,7 @@ def write_weights(
         raise TypeError(f"run {key}: weights must be a state dict of tensors, got {type(state)}")
     path = weights_path(key, store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _whole(path, lambda tmp: torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp))
+    write_whole(path, lambda tmp: torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp))
 
 
 def read_weights(key: str, store: pathlib.Path | None = None) -> dict[str, torch.Tensor] | None:

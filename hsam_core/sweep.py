@@ -215,7 +215,7 @@ def sweep(
     """Train every run of the studies ``names`` that is not in the results store, and write
     each into the store as it arrives. A run whose weights are in the local cache but whose
     rows are not in the store is written from the cache without training. ``together``
-    trains the runs of a study that differ only in ρ and ``adaptive`` as one stacked ensemble
+    trains the runs that differ only in ρ and ``adaptive`` as one stacked ensemble
     (:func:`batches`); each is still written under its own key.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per
@@ -262,7 +262,7 @@ def sweep(
                 else:
                     for job, payload in zip(group, payloads):
                         finished(job, payload, None)
-        else:
+        elif groups:  # no cluster started or joined for nothing to train
             _sweep_on_ray(groups, quick, ray_address, gpu_fraction, finished)
     finally:
         bar.close()

@@ -5,10 +5,10 @@ ensemble per radius (the "configurations as one model" lever), one thread.
 
 The task of study ``pendulum_settled`` (noise, extrapolation split, full mode), the five radii
 of ``SAM_RHOS`` × the five seeds, minibatches of 150; with ``--grid`` the whole group that
-``sweep --together`` stacks in a settled study: ERM, SAM's radii and ASAM's (``ASAM_RHOS``). The two arms take turns round by round,
-so that a load on the machine hits them alike, and each keeps its fastest round: one
-``fit`` of 25 members (the five configurations stacked) against five ``fit`` calls of 5
-members. Both train the same members on the same minibatches and give the same numbers
+``sweep --together`` stacks in a settled study: ERM, SAM's radii and ASAM's (``ASAM_RHOS``).
+The two arms take turns round by round, so that a load on the machine hits them alike, and
+each keeps its fastest round: one ``fit`` of all the members (the configurations stacked, 25
+without ``--grid``) against one ``fit`` of 5 members per configuration. Both train the same members on the same minibatches and give the same numbers
 (tests/test_fit_configurations.py); only the wall time differs. Prints seconds per epoch of
 both arms and their ratio.
 """

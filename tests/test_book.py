@@ -1021,9 +1021,9 @@ NOT_READ_IN_QUICK_MODE = {
 
 def test_the_quick_mode_sweep_covers_the_studies_each_chapter_names():
     """book/conftest.py trains the studies of the quick-mode chapters while the tests run, each
-    chapter waiting for its own (CHAPTER_STUDIES): every study a chapter names in its code is listed for it, and only
-    those; a chapter that reads the book's store in both modes (``configure(quick=False)``)
-    trains nothing and is not listed."""
+    chapter waiting for its own (CHAPTER_STUDIES): every study a chapter names in its code is
+    listed for it, and only those; a chapter that reads the book's store in both modes
+    (``configure(quick=False)``) trains nothing and is not listed."""
     import importlib.util
 
     from hsam_core import studies
