@@ -130,8 +130,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--together",
         action="store_true",
-        help="train the runs that differ only in rho and SAM/ASAM as one stacked ensemble "
-        "(same numbers)",
+        help="train the runs that differ only in rho and SAM/ASAM, or in a regularizer's "
+        "strength, as one stacked ensemble (same numbers)",
     )
 
     tables = commands.add_parser("tables", help="print studies' tables from the store")

@@ -267,11 +267,11 @@ def train_and_score_together(
     device: torch.device | None = None,
 ) -> list[tuple[dict, Ensemble]]:
     """:func:`train_and_score` of several configurations that differ only in ρ and ``adaptive``
-    (the radii of SAM's and ASAM's grids), trained as one stacked ensemble
-    (:func:`~hsam_core.train.fit` with lists of ensembles and methods) and scored one by one. Each configuration gets what
-    :func:`train_and_score` gives it — the same numbers (bit for bit on the CPU, see
-    :func:`~hsam_core.train.fit`), its ``seconds`` its share of the common wall time — so its
-    result belongs under its own run key."""
+    (the radii of SAM's and ASAM's grids) or in a regularizer's strength, trained as one
+    stacked ensemble (:func:`~hsam_core.train.fit` with lists of ensembles and methods) and
+    scored one by one. Each configuration gets what :func:`train_and_score` gives it — the
+    same numbers (up to float rounding, see :func:`~hsam_core.train.fit`), its ``seconds`` its
+    share of the common wall time — so its result belongs under its own run key."""
     if isinstance(methods, Method) or not isinstance(methods, Sequence) or not methods:
         raise TypeError(
             f"train_and_score_together: methods must be a non-empty list of Methods, got {methods!r}"

@@ -7,9 +7,16 @@ is minimised; all work on an :class:`~hsam_core.ensemble.Ensemble` (K members, s
 * :class:`Aphynity` — Yin et al. (2021): λ L + ‖f_nn‖² on the observed states, with the adaptive
   multiplier λ ← λ + τ₂ L every ``every`` steps (τ₂ = 0 keeps λ fixed).
 * :class:`Orthogonality` — Takeishi & Kalousis (2023): L + c |mean ⟨f_phys(x), f_nn(x)⟩|.
+
+Each has one *strength* (``strength`` names it: λ, λ₀ or c), the setting its grid varies.
+:func:`per_member` joins the regularizers of configurations stacked into one ensemble (a grid of
+strengths trained as one model, :func:`hsam_core.train.fit`): member k gets its configuration's
+strength, a tensor (K,) where a single configuration has a number.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -20,6 +27,7 @@ class Regularizer:
     """Interface: ``reset`` before a fit, ``objective`` per step, ``after_step`` after it."""
 
     name = "regularizer"
+    strength = ""  # the constructor argument a grid varies
 
     def params(self) -> dict:
         """The settings the regularizer was built with (its constructor's arguments): what
@@ -50,8 +58,9 @@ class L2(Regularizer):
     """L + weight · Σ_w∈NN ‖w‖² (the physics parameters are not penalised)."""
 
     name = "L2"
+    strength = "weight"
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float | torch.Tensor) -> None:
         self.weight = weight
 
     def params(self) -> dict:
@@ -59,7 +68,7 @@ class L2(Regularizer):
 
     def objective(self, model, loss, states):
         penalty = sum(p.pow(2).flatten(1).sum(1) for p in model.ml_parameters())
-        return loss + self.weight * penalty
+        return loss + _on(self.weight, loss) * penalty
 
 
 class Aphynity(Regularizer):
@@ -73,10 +82,11 @@ class Aphynity(Regularizer):
     """
 
     name = "APHYNITY"
+    strength = "lambda0"
 
     def __init__(
         self,
-        lambda0: float = 1.0,
+        lambda0: float | torch.Tensor = 1.0,
         tau2: float = 1.0,
         every: int = 5,
         normalized: bool = False,
@@ -86,7 +96,7 @@ class Aphynity(Regularizer):
             raise ValueError(f"points must be a positive number of grid points, got {points}")
         self.lambda0, self.tau2, self.every, self.normalized = lambda0, tau2, every, normalized
         self.points = points
-        self.lam = torch.tensor([lambda0])
+        self.lam = torch.as_tensor(lambda0, dtype=torch.float32).reshape(-1).clone()
         self.steps = 0
 
     def params(self) -> dict:
@@ -99,7 +109,7 @@ class Aphynity(Regularizer):
         }
 
     def reset(self, members: int) -> None:
-        self.lam = torch.full((members,), float(self.lambda0))
+        self.lam = torch.as_tensor(self.lambda0, dtype=torch.float32).expand(members).clone()
         self.steps = 0
 
     def objective(self, model, loss, states):
@@ -116,8 +126,9 @@ class Orthogonality(Regularizer):
     """L + c · |mean_x ⟨f_phys(x), f_nn(x)⟩| over the observed states."""
 
     name = "orthogonality"
+    strength = "weight"
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float | torch.Tensor) -> None:
         self.weight = weight
 
     def params(self) -> dict:
@@ -126,10 +137,37 @@ class Orthogonality(Regularizer):
     def objective(self, model, loss, states):
         phys, net = model(states)
         inner = (phys * net).flatten(2).sum(-1).mean(-1)
-        return loss + self.weight * inner.abs()
+        return loss + _on(self.weight, loss) * inner.abs()
+
+
+def _on(strength: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+    """A number as it is; per-member strengths (K,) on ``like``'s device."""
+    return strength.to(like.device) if isinstance(strength, torch.Tensor) else strength
 
 
 REGULARIZERS: dict[str, type[Regularizer]] = {r.name: r for r in (L2, Aphynity, Orthogonality)}
+
+
+def per_member(regularizers: Sequence[Regularizer], sizes: Sequence[int]) -> Regularizer:
+    """One regularizer for configurations stacked into one ensemble, configuration c's
+    ``sizes[c]`` members in a row: the configurations' ``regularizers``, of one kind and differing
+    at most in their strength, as one whose strength is a float32 tensor (K,) — member k's its
+    configuration's. ``ValueError`` names a pair that differs otherwise."""
+    first = regularizers[0]
+    if len(regularizers) != len(sizes):
+        raise ValueError(f"{len(regularizers)} regularizers for {len(sizes)} configurations")
+    rest = {k: v for k, v in first.params().items() if k != first.strength}
+    for other in regularizers[1:]:
+        mine = {k: v for k, v in other.params().items() if k != first.strength}
+        if type(other) is not type(first) or mine != rest:
+            raise ValueError(
+                f"configurations trained together must differ only in the regularizer's "
+                f"strength; {other!r} differs from {first!r}"
+            )
+    values = [
+        float(r.params()[first.strength]) for r, n in zip(regularizers, sizes) for _ in range(n)
+    ]
+    return type(first)(**rest, **{first.strength: torch.tensor(values, dtype=torch.float32)})
 
 
 def from_params(name: str, params: dict) -> Regularizer:

@@ -13,7 +13,8 @@ stopped; a run that fails is reported with its error while the others go on::
 
 With ``together`` (``--together``), the runs that differ only in ρ and in SAM versus ASAM —
 ERM with SAM's and ASAM's radii, of one study or of several on the same task and training —
-train as one stacked ensemble (one process, one Ray task): the same numbers as trained one by
+and those that differ only in a regularizer's strength (L2's λ grid) each train as one stacked
+ensemble (one process, one Ray task): the same numbers as trained one by
 one (:func:`~hsam_core.train.fit`), each written under its own key, for a fraction of the time
 where the networks are small.
 
@@ -34,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from . import experiments, settings, store, studies
+from .regularizers import REGULARIZERS
 from .runtime import set_cpu_threads
 from .studies import Study
 
@@ -151,7 +153,7 @@ def train_job(study: Study, index: int, spec: dict, quick: bool) -> dict:
 
 def train_jobs(jobs: Sequence[Job], quick: bool) -> list:
     """Train ``jobs``, a group of :func:`batches` (runs whose specifications differ only in ρ
-    and ``adaptive``), as one stacked ensemble
+    and ``adaptive``, or in a regularizer's strength), as one stacked ensemble
     (:func:`~hsam_core.experiments.train_and_score_together`), and return what the cache stores
     for each — what :func:`train_job` returns for it."""
     configs = [_checked_config(job.study, job.index, job.spec, quick) for job in jobs]
@@ -169,16 +171,18 @@ def train_jobs(jobs: Sequence[Job], quick: bool) -> list:
 
 def batches(jobs: Sequence[Job]) -> list[list[Job]]:
     """``jobs`` in groups that train together: the runs whose specifications differ only in
-    the method's ρ, kind (ERM is ρ = 0) and ``adaptive`` (SAM and ASAM) and in labels — no
-    regularizer; of one study or of several with the same task, data, seeds and training — in
-    order of their first job; every other run alone."""
+    the method's ρ, kind (ERM is ρ = 0) and ``adaptive`` (SAM and ASAM), or only in the
+    strength of one regularizer (L2's λ grid), and in labels; of one study or of several with
+    the same task, data, seeds and training — in order of their first job; every other run
+    alone."""
     groups: dict[str, list[Job]] = {}
-    for i, job in enumerate(jobs):
+    for job in jobs:
         method = job.spec["method"]
-        if method["regularizer"] is not None:
-            groups[f"alone {i}"] = [job]
-            continue
         shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind", "adaptive")}
+        reg = method["regularizer"]
+        if reg is not None:  # its strength varies within a group (train.per_member)
+            strength = REGULARIZERS[reg["name"]].strength
+            shared["regularizer"] = {k: v for k, v in reg.items() if k != strength}
         rest = {k: v for k, v in job.spec.items() if k != "method"}
         # the configuration's display name ("ERM [deeper]") is in its training settings
         rest["training"] = {k: v for k, v in rest["training"].items() if k != "model"}
@@ -215,8 +219,8 @@ def sweep(
     """Train every run of the studies ``names`` that is not in the results store, and write
     each into the store as it arrives. A run whose weights are in the local cache but whose
     rows are not in the store is written from the cache without training. ``together``
-    trains the runs that differ only in ρ and ``adaptive`` as one stacked ensemble
-    (:func:`batches`); each is still written under its own key.
+    trains the runs that differ only in ρ and ``adaptive``, or in a regularizer's strength,
+    as one stacked ensemble (:func:`batches`); each is still written under its own key.
 
     ``ray_address=None`` trains in this process; ``"local"`` starts a local Ray (one worker per
     core) unless one is already initialised; any other value is passed to ``ray.init(address=)``

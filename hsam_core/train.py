@@ -7,8 +7,9 @@ reuses it for k − 1 cheaper steps). :func:`fit` trains an
 :class:`~hsam_core.ensemble.Ensemble` of K seeds at once; member k draws its own minibatch
 order from its own seed, exactly as a separate run with that seed would. It also trains
 several configurations that differ only in ρ and in SAM versus ASAM (ERM and the radii of
-both grids) as one stacked ensemble, each with its own radius, protocol and history: for tiny
-networks a wider ensemble costs little more per epoch than a narrow one.
+both grids), or only in a regularizer's strength, as one stacked ensemble, each with its own
+radius or strength, protocol and history: for tiny networks a wider ensemble costs little more
+per epoch than a narrow one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from .ensemble import Ensemble
 from .metrics import fnn_sq_norm
-from .regularizers import Regularizer, from_params
+from .regularizers import Regularizer, from_params, per_member
 from .sam import SAM, LookSAM
 
 
@@ -369,8 +370,8 @@ def _configurations(
     model: Ensemble | Sequence[Ensemble], method: Method | Sequence[Method]
 ) -> tuple[list[Ensemble], list[Method]]:
     """The ensembles and methods of :func:`fit`, one per configuration, checked: one ensemble
-    and one method, or lists of equal length whose methods differ only in ρ and ``adaptive``
-    (and label)."""
+    and one method, or lists of equal length whose methods differ only in ρ, ``adaptive`` and
+    the regularizer's strength (and label)."""
     several = not isinstance(model, torch.nn.Module) and isinstance(model, (list, tuple))
     if not several and not isinstance(model, Ensemble):
         raise TypeError(
@@ -403,24 +404,28 @@ def _configurations(
         return models, methods
     if len({id(m) for m in models}) != len(models):
         raise ValueError("fit: an ensemble appears twice in model; give each configuration its own")
-    if any(meth.regularizer is not None for meth in methods):
-        raise ValueError(
-            "fit: regularizers are not batched across configurations; fit each regularized "
-            "method on its own"
-        )
-    shared = [
-        {k: v for k, v in meth.spec().items() if k not in ("kind", "rho", "adaptive")}
-        for meth in methods
-    ]
+    shared = [_shared_spec(meth) for meth in methods]
     for meth, fields in zip(methods[1:], shared[1:]):
         if fields != shared[0]:
             differ = sorted(k for k in fields if fields[k] != shared[0][k])
             raise ValueError(
-                f"fit: the configurations trained together must differ only in rho and "
-                f"adaptive; "
+                f"fit: the configurations trained together must differ only in rho, adaptive "
+                f"and the regularizer's strength; "
                 f"{meth.label} differs from {methods[0].label} in {differ}"
             )
     return models, methods
+
+
+def _shared_spec(method: Method) -> dict:
+    """What configurations trained together share: the method's specification without ρ,
+    ``adaptive``, ``kind`` (ERM is SAM at ρ = 0) and the regularizer's strength."""
+    fields = {k: v for k, v in method.spec().items() if k not in ("kind", "rho", "adaptive")}
+    reg = method.regularizer
+    if reg is not None:
+        fields["regularizer"] = {
+            k: v for k, v in fields["regularizer"].items() if k != reg.strength
+        }
+    return fields
 
 
 def fit(
@@ -443,11 +448,12 @@ def fit(
     """Train ``model`` (an ensemble of K members) on ``data`` with ``method``.
 
     **Several configurations at once.** ``model`` a list of ensembles and ``method`` a list of
-    methods, one per configuration, that differ only in ρ and ``adaptive`` (e.g. the radii of
-    SAM's and ASAM's grids; no regularizer): they train as one stacked ensemble
-    (:meth:`Ensemble.stack`) whose member k has its configuration's radius ρ_k and SAM or
-    ASAM (:class:`~hsam_core.sam.SAM`'s per-member radii and flags) and
-    draws its minibatches from its own seed. With ``settle`` each configuration follows the
+    methods, one per configuration, that differ only in ρ, ``adaptive`` and the regularizer's
+    strength (e.g. the radii of SAM's and ASAM's grids, or L2's λ grid): they train as one
+    stacked ensemble (:meth:`Ensemble.stack`) whose member k has its configuration's radius
+    ρ_k and SAM or ASAM (:class:`~hsam_core.sam.SAM`'s per-member radii and flags), its
+    strength (:func:`~hsam_core.regularizers.per_member`), and draws its minibatches from its
+    own seed. With ``settle`` each configuration follows the
     protocol on its own: its decay begins when *its* members have settled (or at the budget),
     its rates decay on its own schedule, and once its decay has ended its members are frozen
     while the others train on. Rates are per parameter group, so a configuration whose factor
@@ -562,6 +568,8 @@ def fit(
     if several:
         label = ", ".join(f"{m.label} rho={m.rho:g}" for m in methods)
     reg = method.regularizer
+    if reg is not None and several:  # member k with its configuration's strength
+        reg = per_member([m.regularizer for m in methods], sizes)
     if reg is not None:
         reg.reset(k)
     n = len(data)

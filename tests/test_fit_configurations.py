@@ -1,11 +1,12 @@
-"""Several configurations (ERM and the radii of SAM's and ASAM's grids) trained as one stacked
-ensemble give the numbers of each configuration trained alone: the histories, the protocol's
+"""Several configurations (ERM and the radii of SAM's and ASAM's grids, or a regularizer's strength
+grid) trained as one stacked ensemble give the numbers of each configuration trained alone: the histories, the protocol's
 decay epochs, lengths and verdicts, and the trained weights."""
 
 import pytest
 import torch
 
 from hsam_core import L2, Ensemble, Method, fit
+from hsam_core.regularizers import Aphynity, Orthogonality, per_member
 from hsam_core.systems import pendulum, sine_toy
 from hsam_core.train import Settle
 
@@ -140,8 +141,14 @@ def test_bad_stacks_and_splits_are_refused(toy, call, error, match):
         ([Method.sam(0.1)], {}, ValueError, "2 ensembles and 1 methods"),
         ([Method.sam(0.1), Method.sam(0.2, perturb="all")], {}, ValueError, r"\['perturb'\]"),
         ([Method.sam(0.1), Method.asam(0.2, eta=0.1)], {}, ValueError, r"\['eta'\]"),
-        ([Method.sam(0.1), Method.looksam(0.1, every=5)], {}, ValueError, "rho and adaptive"),
-        ([Method.erm(), Method.regularized(L2(1e-3))], {}, ValueError, "regularizers"),
+        ([Method.sam(0.1), Method.looksam(0.1, every=5)], {}, ValueError, r"\[.every.\]"),
+        ([Method.erm(), Method.regularized(L2(1e-3))], {}, ValueError, r"\['regularizer'\]"),
+        (
+            [Method.regularized(L2(1e-3)), Method.regularized(Orthogonality(1e-3))],
+            {},
+            ValueError,
+            r"\['regularizer'\]",
+        ),
         ([Method.sam(0.1), "SAM"], {}, TypeError, r"method\[1\] must be a Method"),
         ([Method.sam(0.1), Method.sam(0.2)], {"optimizer": "own"}, ValueError, "optimizer=None"),
     ],
@@ -164,3 +171,35 @@ def test_mismatched_model_and_method_kinds_are_refused(toy):
         fit([model, model], toy.train, [Method.sam(0.1), Method.sam(0.2)], epochs=1)
     with pytest.raises(TypeError, match=r"model\[1\] must be an Ensemble"):
         fit([model, "b"], toy.train, [Method.sam(0.1), Method.sam(0.2)], epochs=1)
+
+
+@pytest.mark.parametrize(
+    "methods",
+    [
+        [Method.regularized(L2(w)) for w in (1e-4, 1e-2, 1.0)],
+        [Method.regularized(Orthogonality(c)) for c in (1e-3, 1e-1)],
+        [Method.regularized(Aphynity(lambda0=v, tau2=0.5, every=2)) for v in (0.1, 1.0, 10.0)],
+    ],
+    ids=["L2", "orthogonality", "APHYNITY"],
+)
+def test_a_regularizers_strengths_under_the_protocol_equal_their_separate_fits(toy, methods):
+    # each member penalised with its configuration's strength (APHYNITY: its own λ₀, and λ
+    # growing with its own loss); the strengths settle at different epochs
+    settle = Settle(min_epochs=20, max_epochs=60, check_every=10, tol=1e-2)
+    alone, together = _alone_and_together(toy, methods, batch_size=16, settle=settle)
+    _assert_same(alone, together)
+
+
+def test_per_member_strengths_are_each_configurations_own():
+    stacked = per_member([L2(1e-3), L2(0.5)], [2, 3])
+    assert isinstance(stacked, L2)
+    assert torch.equal(stacked.weight, torch.tensor([1e-3, 1e-3, 0.5, 0.5, 0.5]))
+    aphynity = per_member([Aphynity(lambda0=1.0), Aphynity(lambda0=4.0)], [1, 2])
+    aphynity.reset(3)
+    assert torch.equal(aphynity.lam, torch.tensor([1.0, 4.0, 4.0]))
+    with pytest.raises(ValueError, match="only in the regularizer's strength"):
+        per_member([Aphynity(lambda0=1.0), Aphynity(lambda0=1.0, tau2=0.1)], [1, 1])
+    with pytest.raises(ValueError, match="only in the regularizer's strength"):
+        per_member([L2(1e-3), Orthogonality(1e-3)], [1, 1])
+    with pytest.raises(ValueError, match="2 regularizers for 1 configurations"):
+        per_member([L2(1e-3), L2(1e-2)], [2])

@@ -12,6 +12,7 @@ import torch
 
 from hsam_core import L2, Method, experiments, report, settings, store, sweep
 from hsam_core.experiments import Config
+from hsam_core.regularizers import Orthogonality
 from hsam_core.studies import Study
 
 # A small pendulum study: two configurations, two seeds, two epochs, a small network.
@@ -220,17 +221,36 @@ def test_a_sweep_together_stores_exactly_the_rows_of_a_sweep_apart(tmp_path, one
     assert store.check() == []
 
 
-def test_runs_that_differ_only_in_rho_and_adaptive_are_batched():
-    regularized = Method.regularized(L2(1e-3))
+def test_a_regularizers_strengths_swept_together_store_the_rows_of_a_sweep_apart(
+    tmp_path, one_thread
+):
+    """L2's λ grid as one stacked ensemble (each member its own λ): each run stored under its
+    own key with the numbers it has when trained alone."""
+    study = STUDY.but(
+        name="tiny_l2",
+        configs=tuple(Config(Method.regularized(L2(w)), None, f"L2 λ={w:g}") for w in (1e-3, 1.0)),
+    )
+    todo, _ = sweep.plan([study])
+    assert [len(group) for group in sweep.batches(todo)] == [2]
+    assert sweep.sweep([study]) == []
+    apart = stored_rows()
+    settings.configure(store=tmp_path / "together-store", cache=tmp_path / "together-cache")
+    assert sweep.sweep([study], together=True) == []
+    pd.testing.assert_frame_equal(stored_rows(), apart, rtol=1e-5)
+
+
+def test_runs_that_differ_only_in_rho_and_adaptive_or_a_strength_are_batched():
     study = STUDY.but(
         configs=(
             Config(Method.erm()),
             Config(Method.sam(0.1)),
             Config(Method.asam(1.0)),
-            Config(regularized),
+            Config(Method.regularized(L2(1e-3)), None, "L2 λ=0.001"),
             Config(Method.sam(0.2)),
             Config(Method.erm(), {"network": False}, "physics only"),
+            Config(Method.regularized(Orthogonality(1e-2))),
             Config(Method.asam(2.0)),
+            Config(Method.regularized(L2(1e-2)), None, "L2 λ=0.01"),
         )
     )
     todo, _ = sweep.plan([study])
@@ -243,14 +263,15 @@ def test_runs_that_differ_only_in_rho_and_adaptive_are_batched():
             ("SAM (nn)", 0.2),
             ("ASAM (nn)", 2.0),
         ],
-        [("L2", 0.0)],
+        [("L2 λ=0.001", 0.0), ("L2 λ=0.01", 0.0)],  # one regularizer, two strengths
         [("physics only", 0.0)],
+        [("orthogonality", 0.0)],
     ]
     # a second study on the same task, data, seeds and training joins the first one's group
     other = study.but(name="other", configs=(Config(Method.asam(0.5)), Config(Method.sam(0.1))))
     todo, _ = sweep.plan([study, other])  # its SAM ρ = 0.1 is the first study's run: listed once
     groups = [[(job.study.name, job.rho) for job in group] for group in sweep.batches(todo)]
-    assert groups[0][-1] == ("other", 0.5) and len(groups[0]) == 6 and len(groups) == 3
+    assert groups[0][-1] == ("other", 0.5) and len(groups[0]) == 6 and len(groups) == 4
     longer = other.but(training={**other.training, "epochs": 3})  # another training: apart
     todo, _ = sweep.plan([study, longer])
-    assert [len(group) for group in sweep.batches(todo)] == [5, 1, 1, 2]
+    assert [len(group) for group in sweep.batches(todo)] == [5, 2, 1, 1, 2]
