@@ -95,7 +95,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     if settings.get().quick:
         raise ValueError("reproduce regenerates and checks full-mode results: unset HSAM_QUICK")
     if args.check:
-        return 0 if reproduce.check(args.check, args.ray, args.scratch) else 1
+        return 0 if reproduce.check(args.check, args.ray, args.scratch, args.together) else 1
     notebooks = reproduce.chapters()
     if args.chapters:
         wanted = {pathlib.Path(n).stem for n in args.chapters}
@@ -159,6 +159,9 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--ray", **ray)
     again.add_argument("--check", nargs="+", metavar="STUDY", help="re-train, compare, only")
     again.add_argument("--scratch", type=pathlib.Path, metavar="DIR", help="--check's folder")
+    again.add_argument(
+        "--together", action="store_true", help="--check: train as sweep --together does"
+    )
     again.add_argument("--no-sweep", action="store_true", help="re-execute the chapters only")
     again.add_argument("--chapters", nargs="+", metavar="NAME", help="only these chapters")
     return top

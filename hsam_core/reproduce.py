@@ -6,7 +6,8 @@
 * :func:`check` re-trains studies into a scratch store and compares every run with the
   committed one: the re-run's median over seeds must lie within the committed seeds' range
   (min to max, widened by 0.1 % of the median for float32 rounding), for the θ error and the
-  test MSE.
+  test MSE; and the training time of both (a lever of the book's cost, such as
+  ``together``, measured on a whole study).
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ def execute(notebook: pathlib.Path) -> float:
     return time.perf_counter() - start
 
 
+def cost(committed: pd.DataFrame, rerun: pd.DataFrame) -> str:
+    """The CPU-hours of training of two tables of the same runs (the sum of ``seconds``, the
+    wall time per seed of a one-thread fit), and their ratio; a table with untimed rows (runs
+    trained elsewhere) is said to have none."""
+    hours = []
+    for table in (committed, rerun):
+        timed = table.seconds.notna().all() and len(table)
+        hours.append(table.seconds.sum() / 3600 if timed else float("nan"))
+    ratio = hours[0] / hours[1] if hours[1] else float("nan")
+    return (
+        f"training: committed {hours[0]:.3g} CPU-hours, re-run {hours[1]:.3g} "
+        f"(committed / re-run: {ratio:.2f}x)"
+    )
+
+
 def compare(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (method, ρ) of either table: for each column of ``CHECKED``,
     the committed median and range over seeds and the re-run's median; ``status`` is ``ok``
@@ -118,11 +134,13 @@ def check(
     names: Sequence[str],
     ray_address: str | None = None,
     scratch: pathlib.Path | None = None,
+    together: bool = False,
 ) -> bool:
     """Re-train the studies ``names`` into a scratch store (a new temporary folder, or
-    ``scratch``: what it holds already is reused, so an interrupted check resumes), print each
-    study's comparison with the committed store (see :func:`compare`), return whether nothing
-    moved. Every run of the studies must be in the committed store."""
+    ``scratch``: what it holds already is reused, so an interrupted check resumes; with
+    ``together`` as :func:`~hsam_core.sweep.sweep` stacks runs), print each study's comparison
+    with the committed store (see :func:`compare`) and the CPU-hours both took (:func:`cost`),
+    return whether nothing moved. Every run of the studies must be in the committed store."""
     committed = settings.get()
     if committed.quick:
         raise ValueError("check compares with the committed full-mode results: unset HSAM_QUICK")
@@ -136,7 +154,7 @@ def check(
     print(f"re-running {', '.join(s.name for s in studies)} into {scratch}", flush=True)
     settings.configure(store=scratch / "store", cache=scratch / "cache")
     try:
-        failures = sweep.sweep(studies, ray_address=ray_address)
+        failures = sweep.sweep(studies, ray_address=ray_address, together=together)
         if failures:
             raise RuntimeError(f"{len(failures)} runs failed: {failures[0].error}")
         all_ok = True
@@ -147,7 +165,7 @@ def check(
                 old, new = old[old.key.isin(keys)], new[new.key.isin(keys)]
                 table = compare(old, new)
                 all_ok &= bool((table.status != "MOVED").all())
-                print(f"\n{study.name}:\n{table.to_string(index=False)}")
+                print(f"\n{study.name}:\n{table.to_string(index=False)}\n{cost(old, new)}")
     finally:
         settings.configure(store=committed.store, cache=committed.cache)
     print("\nreproduced: nothing moved" if all_ok else "\nsome configurations MOVED")

@@ -56,6 +56,16 @@ def test_compare_flags_what_moved_and_what_is_missing():
     assert out.loc["physics only", "status"] == "MOVED"
 
 
+def test_cost_sums_the_training_time_of_both_tables_and_says_when_one_is_untimed():
+    committed = COMMITTED.assign(seconds=3600.0)  # 15 rows: 15 CPU-hours
+    rerun = COMMITTED.assign(seconds=1200.0)
+    assert reproduce.cost(committed, rerun) == (
+        "training: committed 15 CPU-hours, re-run 5 (committed / re-run: 3.00x)"
+    )
+    untimed = committed.assign(seconds=[float("nan")] + [3600.0] * 14)  # one trained elsewhere
+    assert "committed nan CPU-hours" in reproduce.cost(untimed, rerun)
+
+
 def test_compare_names_a_missing_column():
     with pytest.raises(ValueError, match="test_mse"):
         reproduce.compare(COMMITTED.drop(columns="test_mse"), COMMITTED)
