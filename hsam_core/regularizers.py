@@ -28,6 +28,7 @@ class Regularizer:
 
     name = "regularizer"
     strength = ""  # the constructor argument a grid varies
+    state: tuple[str, ...] = ()  # attributes that hold per-member state during a fit
 
     def params(self) -> dict:
         """The settings the regularizer was built with (its constructor's arguments): what
@@ -52,6 +53,14 @@ class Regularizer:
 
     def after_step(self, loss: torch.Tensor) -> None:
         """Called with the step's prediction loss (K,) after each optimizer step."""
+
+    def keep(self, members: torch.Tensor) -> None:
+        """Keep the per-member state of ``members`` only (a boolean mask over the K members):
+        the configurations whose fit has ended leave a stacked fit."""
+        for name in (self.strength, *self.state):
+            value = getattr(self, name, None) if name else None
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                setattr(self, name, value[members.to(value.device)])
 
 
 class L2(Regularizer):
@@ -83,6 +92,7 @@ class Aphynity(Regularizer):
 
     name = "APHYNITY"
     strength = "lambda0"
+    state = ("lam",)
 
     def __init__(
         self,

@@ -455,8 +455,8 @@ def fit(
     strength (:func:`~hsam_core.regularizers.per_member`), and draws its minibatches from its
     own seed. With ``settle`` each configuration follows the
     protocol on its own: its decay begins when *its* members have settled (or at the budget),
-    its rates decay on its own schedule, and once its decay has ended its members are frozen
-    while the others train on. Rates are per parameter group, so a configuration whose factor
+    its rates decay on its own schedule, and once its decay has ended its members leave the
+    stack while the others train on (they cost nothing more). Rates are per parameter group, so a configuration whose factor
     γ_c is below the largest γ of the epoch has its members' steps scaled, w ← w_old +
     (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its rate, so that is the step at
     the rate γ_c (0 freezes). Each ensemble of the list is trained in place and gets its own
@@ -578,6 +578,10 @@ def fit(
     data = data.to(device)
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     params = list(model.parameters())
+    # the members still in the stack, of the K at the start: a configuration whose protocol has
+    # ended leaves it (_leave), so that the others train on without computing its members
+    active = torch.arange(k)
+    running = list(range(len(models)))  # the configurations still in the stack
 
     def run_batch(
         idx: torch.Tensor, rate: torch.Tensor | None
@@ -622,9 +626,10 @@ def fit(
     start = time.perf_counter()
     epoch = 0
     while epoch < end:
-        order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
-        epoch_loss = torch.zeros(k, device=device)
-        epoch_norm = torch.zeros(k, device=device)
+        order = [torch.randperm(n, generator=generators[i]) for i in active.tolist()]
+        order = torch.stack(order).to(device)
+        epoch_loss = torch.zeros(len(active), device=device)
+        epoch_norm = torch.zeros(len(active), device=device)
         for start_idx in range(0, n, batch):
             idx = order[:, start_idx : start_idx + batch]
             try:
@@ -632,7 +637,7 @@ def fit(
             except FloatingPointError as err:
                 raise FloatingPointError(f"{label}, epoch {epoch}: {err}") from err
             if not torch.isfinite(loss).all():
-                bad = [seeds[i] for i in range(k) if not torch.isfinite(loss[i])]
+                bad = [seeds[int(i)] for i, x in zip(active, loss) if not torch.isfinite(x)]
                 raise FloatingPointError(
                     f"{label}: the training loss became non-finite at epoch {epoch} "
                     f"for seed(s) {bad}; lower the learning rate or ρ"
@@ -643,17 +648,30 @@ def fit(
                 epoch_loss += loss * idx.shape[1] / n
                 epoch_norm += fnn_sq_norm(model, states.detach()) * idx.shape[1] / n
         schedule.step()
-        history_loss[epoch] = epoch_loss
-        history_norm[epoch] = epoch_norm
+        history_loss[epoch, active] = epoch_loss.cpu()
+        history_norm[epoch, active] = epoch_norm.cpu()
         with torch.no_grad():
             for name, value in model.theta().items():
-                history_theta[name][epoch] = value
+                history_theta[name][epoch, active] = value.cpu()
         epoch += 1
         bar.update()
         if protocols:
             gammas = [protocol.after_epoch(epoch) for protocol in protocols]
             end = max(protocol.end for protocol in protocols)
+            ended = [c for c in running if gammas[c] == 0]
+            if ended and len(ended) < len(running):  # they leave; the others train on
+                gone = torch.zeros(len(active), dtype=torch.bool)
+                for c in ended:
+                    mine = _local(active, members[c])
+                    _copy_weights(model, models[c], mine)
+                    gone[mine] = True
+                running = [c for c in running if c not in ended]
+                active = active[~gone]
+                _leave(model, optimizer, reg, ~gone, [sizes[c] for c in running])
             rate = _set_rates(optimizer, base_lrs, gammas, sizes, device)
+            rate = None if rate is None else rate[active.to(device)]
+            if rate is not None and bool((rate == 1).all()):
+                rate = None  # the configurations left all train at the groups' rates
             bar.total = end
     bar.close()
     seconds = time.perf_counter() - start
@@ -676,12 +694,58 @@ def fit(
             seconds=seconds * work[c] / sum(work),  # its share of the member-epochs
         )
         histories.append(history if not protocols else protocols[c].verdict(history))
-    trained = dict(model.named_parameters())
-    with torch.no_grad():  # each configuration's ensemble, trained in place
-        for ensemble, part in zip(models, members):
-            for name, p in ensemble.named_parameters():
-                p.copy_(trained[name][part])
+    for c in running:  # each configuration's ensemble, trained in place (the others: on leaving)
+        _copy_weights(model, models[c], _local(active, members[c]))
     return histories
+
+
+def _local(active: torch.Tensor, part: slice) -> torch.Tensor:
+    """The positions in the stack of a configuration's members (``part``, of the members at
+    the start of the fit) while the members ``active`` remain."""
+    return torch.nonzero((active >= part.start) & (active < part.stop)).flatten()
+
+
+def _copy_weights(stack: Ensemble, ensemble: Ensemble, positions: torch.Tensor) -> None:
+    """Copy the members at ``positions`` of ``stack`` into ``ensemble`` (its configuration)."""
+    trained = dict(stack.named_parameters())
+    with torch.no_grad():
+        for name, p in ensemble.named_parameters():
+            p.copy_(trained[name][positions.to(p.device)])
+
+
+def _leave(
+    model: Ensemble,
+    optimizer: torch.optim.Optimizer,
+    reg: Regularizer | None,
+    keep: torch.Tensor,
+    blocks: list[int],
+) -> None:
+    """Shrink a stacked fit to the members ``keep`` (a boolean mask over the stack), in place:
+    the parameters (the same Parameter objects), every per-member optimizer state (Adam's
+    moments, LookSAM's stored gradient) and setting (SAM's radii and ASAM flags, ``blocks``
+    the remaining configurations' sizes), and the regularizer's strengths. The members kept
+    continue exactly as before: nothing couples them to those that leave."""
+    old = model.size
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data[keep.to(p.device)]
+    states = [optimizer.state, getattr(optimizer, "base_optimizer", optimizer).state]
+    for state in {id(s): s for s in states}.values():
+        for values in state.values():
+            for key, value in values.items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == old:
+                    values[key] = value[keep.to(value.device)]
+    for group in optimizer.param_groups:
+        for key in ("rho", "adaptive"):
+            value = group.get(key)
+            if torch.is_tensor(value) and value.dim() > 0:
+                group[key] = value[keep.to(value.device)]
+    if getattr(optimizer, "member_blocks", None) is not None:
+        optimizer.member_blocks = blocks
+    model.size = int(keep.sum())
+    model.seeds = [s for s, kept in zip(model.seeds, keep.tolist()) if kept]
+    if reg is not None:
+        reg.keep(keep)
 
 
 def _set_rates(
