@@ -73,15 +73,9 @@ def test_compare_names_a_missing_column():
 
 # The runs of the book's studies that the committed store lacks, and why: the book's tables
 # before the store did not hold them (chapter 2's toy was written as a table of its own; the
-# long twin's regularizers were never trained); section 5c under the protocol is being trained
-# network by network (grey-box first), and this list shrinks as its runs land.
+# long twin's regularizers were never trained).
 NOT_STORED = {
     "failure_case": {"ERM"},
-    "pendulum_architectures_settled": {
-        *(f"{m} [SiLU]" for m in ("ERM", "SAM (nn)", "ASAM (nn)", "APHYNITY λ₀=1")),
-        "orthogonality c=0.01 [SiLU]",
-        *(f"L2 λ={w} [SiLU]" for w in ("0.0001", "0.001", "0.01")),
-    },
     "duffing_identifiable_long": {"APHYNITY", "L2", "orthogonality"},
 }
 
