@@ -453,13 +453,13 @@ def fit(
     stacked ensemble (:meth:`Ensemble.stack`) whose member k has its configuration's radius
     ρ_k and SAM or ASAM (:class:`~hsam_core.sam.SAM`'s per-member radii and flags), its
     strength (:func:`~hsam_core.regularizers.per_member`), and draws its minibatches from its
-    own seed. With ``settle`` each configuration follows the
-    protocol on its own: its decay begins when *its* members have settled (or at the budget),
-    its rates decay on its own schedule, and once its decay has ended its members leave the
-    stack while the others train on (they cost nothing more). Rates are per parameter group, so a configuration whose factor
-    γ_c is below the largest γ of the epoch has its members' steps scaled, w ← w_old +
-    (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its rate, so that is the step at
-    the rate γ_c (0 freezes). Each ensemble of the list is trained in place and gets its own
+    own seed. With ``settle`` each configuration follows the protocol on its own: its decay
+    begins when *its* members have settled (or at the budget), its rates decay on its own
+    schedule, and once its decay has ended its members leave the stack while the others train
+    on (they cost nothing more). Rates are per parameter group,
+    so a configuration whose factor γ_c is below the largest γ of the epoch has its members'
+    steps scaled, w ← w_old + (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its
+    rate, so that is the step at the rate γ_c. Each ensemble of the list is trained in place and gets its own
     :class:`History` (its members, epochs, decay epoch, drift and verdict): the numbers a fit
     of it alone gives, up to float rounding. Returns the list of histories.
 
