@@ -14,9 +14,9 @@ stopped; a run that fails is reported with its error while the others go on::
 With ``together`` (``--together``), the runs that differ only in ρ and in SAM versus ASAM —
 ERM with SAM's and ASAM's radii, of one study or of several on the same task and training —
 and those that differ only in a regularizer's strength (L2's λ grid) each train as one stacked
-ensemble (one process, one Ray task): the same numbers as trained one by
-one (:func:`~hsam_core.train.fit`), each written under its own key, for a fraction of the time
-where the networks are small.
+ensemble (one process, one Ray task): the same numbers as trained one by one, up to float
+rounding (:func:`~hsam_core.train.fit`), each written under its own key, for a fraction of the
+time where the networks are small.
 
 Ray is optional (``pip install "hsam-core[ray]"``) and imported only when a sweep asks for it.
 """
@@ -35,9 +35,9 @@ import torch
 from tqdm import tqdm
 
 from . import experiments, settings, store, studies
-from .regularizers import REGULARIZERS
 from .runtime import set_cpu_threads
 from .studies import Study
+from .train import stack_fields
 
 
 @dataclass(frozen=True)
@@ -177,12 +177,7 @@ def batches(jobs: Sequence[Job]) -> list[list[Job]]:
     alone."""
     groups: dict[str, list[Job]] = {}
     for job in jobs:
-        method = job.spec["method"]
-        shared = {k: v for k, v in method.items() if k not in ("label", "rho", "kind", "adaptive")}
-        reg = method["regularizer"]
-        if reg is not None:  # its strength varies within a group (train.per_member)
-            strength = REGULARIZERS[reg["name"]].strength
-            shared["regularizer"] = {k: v for k, v in reg.items() if k != strength}
+        shared = stack_fields(job.spec["method"])  # what a stack shares (fit checks the same)
         rest = {k: v for k, v in job.spec.items() if k != "method"}
         # the configuration's display name ("ERM [deeper]") is in its training settings
         rest["training"] = {k: v for k, v in rest["training"].items() if k != "model"}

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .ensemble import Ensemble
 from .metrics import fnn_sq_norm
-from .regularizers import Regularizer, from_params, per_member
+from .regularizers import REGULARIZERS, Regularizer, from_params, per_member
 from .sam import SAM, LookSAM
 
 
@@ -404,7 +404,7 @@ def _configurations(
         return models, methods
     if len({id(m) for m in models}) != len(models):
         raise ValueError("fit: an ensemble appears twice in model; give each configuration its own")
-    shared = [_shared_spec(meth) for meth in methods]
+    shared = [stack_fields(meth.spec()) for meth in methods]
     for meth, fields in zip(methods[1:], shared[1:]):
         if fields != shared[0]:
             differ = sorted(k for k in fields if fields[k] != shared[0][k])
@@ -416,15 +416,15 @@ def _configurations(
     return models, methods
 
 
-def _shared_spec(method: Method) -> dict:
-    """What configurations trained together share: the method's specification without ρ,
-    ``adaptive``, ``kind`` (ERM is SAM at ρ = 0) and the regularizer's strength."""
-    fields = {k: v for k, v in method.spec().items() if k not in ("kind", "rho", "adaptive")}
-    reg = method.regularizer
+def stack_fields(spec: dict) -> dict:
+    """What configurations trained as one stack share: a method's specification
+    (:meth:`Method.spec`, or a run's ``spec["method"]``) without its label, ρ, ``adaptive``,
+    ``kind`` (ERM is SAM at ρ = 0) and its regularizer's strength."""
+    fields = {k: v for k, v in spec.items() if k not in ("label", "kind", "rho", "adaptive")}
+    reg = fields.get("regularizer")
     if reg is not None:
-        fields["regularizer"] = {
-            k: v for k, v in fields["regularizer"].items() if k != reg.strength
-        }
+        strength = REGULARIZERS[reg["name"]].strength
+        fields["regularizer"] = {k: v for k, v in reg.items() if k != strength}
     return fields
 
 
@@ -456,10 +456,10 @@ def fit(
     own seed. With ``settle`` each configuration follows the protocol on its own: its decay
     begins when *its* members have settled (or at the budget), its rates decay on its own
     schedule, and once its decay has ended its members leave the stack while the others train
-    on (they cost nothing more). Rates are per parameter group,
-    so a configuration whose factor γ_c is below the largest γ of the epoch has its members'
-    steps scaled, w ← w_old + (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its
-    rate, so that is the step at the rate γ_c. Each ensemble of the list is trained in place and gets its own
+    on (they cost nothing more). Rates are per parameter group, so a configuration whose
+    factor γ_c is below the largest γ of the epoch has its members' steps scaled, w ← w_old +
+    (γ_c / γ_max)(w_new − w_old) — Adam's step is linear in its rate, so that is the step at
+    the rate γ_c. Each ensemble of the list is trained in place and gets its own
     :class:`History` (its members, epochs, decay epoch, drift and verdict): the numbers a fit
     of it alone gives, up to float rounding. Returns the list of histories.
 
